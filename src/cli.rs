@@ -1,0 +1,170 @@
+//! The command line: every flag of every subcommand is declared here, in one place.
+//!
+//! Owns: argument parsing (clap) and dispatch to each command's module.
+//! Must not: implement a command; each command lives with the stage it exposes
+//! (`check::command`, `fmt::command`, ...), and returns an exit code.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code: no errors (warnings allowed).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the input has errors (diagnostics, failed tests).
+pub const EXIT_ERRORS: u8 = 1;
+/// Exit code: the command could not run (bad path, unreadable file, bad flags).
+pub const EXIT_CANNOT_RUN: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flowc",
+    version,
+    about = "Marketing automation flows as code: check, simulate, test and run them",
+    long_about = "flowc compiles `.flow` files (flows, segments, messages) and runs them.\n\n\
+        Check a project in CI, simulate who gets what and when on a virtual clock, run flow \
+        tests, and run the durable daemon that takes events from the shop.",
+    after_help = "Examples:\n  flowc check flows/\n  flowc simulate . --events events.jsonl\n  flowc test .\n  flowc fmt --check"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a project for errors and warnings
+    #[command(after_help = "Examples:\n  flowc check\n  flowc check shop/ --format json\n  flowc check --format github\n\nExit codes: 0 no errors (warnings allowed), 1 errors, 2 the command could not run.")]
+    Check(CheckArgs),
+    /// Format `.flow` files in the canonical layout
+    #[command(after_help = "Examples:\n  flowc fmt                 # every .flow file under the current folder\n  flowc fmt flows/cart.flow\n  flowc fmt --check         # exit 1 if a file would change (for CI)")]
+    Fmt(FmtArgs),
+    /// Show who gets what and when, on a virtual clock, for a file of events
+    #[command(after_help = "Examples:\n  flowc simulate . --events events.jsonl\n  flowc simulate . --events events.jsonl --until 2026-04-01T00:00:00Z --trace")]
+    Simulate(SimulateArgs),
+    /// Run the project's flow tests (tests/**/*.flowtest)
+    #[command(after_help = "Examples:\n  flowc test\n  flowc test shop/")]
+    Test(TestArgs),
+    /// Write the compiled state machines as JSON
+    #[command(after_help = "Examples:\n  flowc build --out build.json")]
+    Build(BuildArgs),
+    /// Draw one flow as a Mermaid or Graphviz diagram
+    #[command(after_help = "Examples:\n  flowc graph abandoned_cart\n  flowc graph welcome --format dot | dot -Tsvg > welcome.svg")]
+    Graph(GraphArgs),
+    /// Create a working starter project
+    #[command(after_help = "Examples:\n  flowc init my-shop && flowc test my-shop")]
+    Init(InitArgs),
+    /// Explain a diagnostic code
+    #[command(after_help = "Examples:\n  flowc explain E0013")]
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagnosticFormat {
+    /// Rendered for a person, with the source and labels
+    Human,
+    /// One JSON object per diagnostic per line
+    Json,
+    /// GitHub Actions workflow annotations
+    Github,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The project folder (or one .flow file)
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Human)]
+    pub format: DiagnosticFormat,
+    /// Treat warnings as errors (exit 1 when there is any)
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Files or folders to format (default: the current folder)
+    pub paths: Vec<PathBuf>,
+    /// Change nothing; exit 1 and list the files that are not formatted
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The project folder
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// A JSON Lines file of Segment records
+    #[arg(long)]
+    pub events: PathBuf,
+    /// Stop the virtual clock at this instant (RFC 3339)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Also print entries, exits, timer firings and segment changes
+    #[arg(long)]
+    pub trace: bool,
+    /// Add the rendered subject and body of each delivery
+    #[arg(long)]
+    pub render: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The project folder
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The project folder
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// Write to this file instead of standard output
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The flow to draw
+    pub flow: String,
+    /// The project folder
+    #[arg(long, default_value = ".")]
+    pub project: PathBuf,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The folder to create
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// A diagnostic code such as E0013
+    pub code: String,
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Check(args) => crate::check::command::run(&args),
+        Command::Fmt(args) => crate::fmt::command(&args),
+        Command::Explain(args) => crate::check::command::explain(&args),
+        Command::Simulate(_) | Command::Test(_) | Command::Build(_) | Command::Graph(_) | Command::Init(_) => {
+            eprintln!("error: this command is not available in this build yet");
+            EXIT_CANNOT_RUN
+        }
+    };
+    ExitCode::from(code)
+}

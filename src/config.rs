@@ -1,0 +1,146 @@
+//! `flowc.toml`: the project's configuration as typed data.
+//!
+//! Owns: the schema of every key, defaults, and environment overrides of secrets.
+//! Must not: open sockets, files other than `flowc.toml`, or the store.
+
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub email: EmailConfig,
+    #[serde(default)]
+    pub sms: ProviderConfig,
+    #[serde(default)]
+    pub push: ProviderConfig,
+    #[serde(default)]
+    pub webhook: WebhookConfig,
+    #[serde(default)]
+    pub defaults: DefaultsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub write_keys: Vec<String>,
+    pub admin_key: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: default_listen(), public_url: None, write_keys: Vec::new(), admin_key: None }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "default_store_path")]
+    pub path: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { path: default_store_path() }
+    }
+}
+
+fn default_store_path() -> String {
+    ".flowc/data".to_string()
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub smtp_url: Option<String>,
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub webhook: Option<String>,
+    /// `generic` (JSON, the default) or `twilio` (form-encoded, SMS only).
+    pub format: Option<String>,
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Secret for the `X-Flowc-Signature` HMAC header on webhook messages.
+    pub signing_secret: Option<String>,
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsConfig {
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+impl Default for DefaultsConfig {
+    fn default() -> Self {
+        DefaultsConfig { timezone: default_timezone() }
+    }
+}
+
+fn default_timezone() -> String {
+    "UTC".to_string()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read `{path}`: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("`{path}` is not valid: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    /// Reads `flowc.toml` in `root`; a missing file gives the defaults.
+    pub fn load(root: &Path) -> Result<Config, ConfigError> {
+        let path = root.join("flowc.toml");
+        let display = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => return Err(ConfigError::Read { path: display, source }),
+        };
+        let config = Config::parse(&text).map_err(|message| ConfigError::Invalid { path: display.clone(), message })?;
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        if config.defaults.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(format!(
+                "`[defaults] timezone = \"{}\"` is not an IANA timezone name such as `Europe/Madrid`",
+                config.defaults.timezone
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The default timezone (validated by [`Config::parse`]).
+    pub fn default_timezone(&self) -> chrono_tz::Tz {
+        self.defaults.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}

@@ -1,0 +1,19 @@
+//! flowc: marketing automation flows as code.
+//!
+//! The pipeline: text → [`syntax`] (AST with spans) → [`check`] (names, types, lints,
+//! diagnostics) → [`compile`] (state machines, serde IR) → [`engine`] (pure and deterministic:
+//! state + input + now → new state + delivery decisions) → the shell (`store`, `channels`,
+//! `server`, `daemon`, `cli`). See `docs/architecture.md`.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod diagnostic;
+pub mod fmt;
+pub mod project;
+pub mod stdlib;
+pub mod suggest;
+pub mod syntax;

@@ -1,0 +1,229 @@
+//! A project on disk: finding its `.flow` files, reading them, parsing them, pulling in the
+//! stdlib modules they `use`, and the one namespace they share.
+//!
+//! Owns: the file layout rules of LANGUAGE.md 1, load errors (exit 2), and [`Symbols`], the
+//! table from a declared name to its declaration that check and compile both read.
+//! Must not: judge declarations (that is `check`) or lower them (that is `compile`).
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::stdlib;
+use crate::syntax::{self, ast};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where a source file came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Project,
+    Stdlib,
+}
+
+/// One source file: its text and, when it parsed, its syntax tree.
+#[derive(Debug, Clone)]
+pub struct SourceUnit {
+    /// The path shown to users: relative to the project root, `stdlib/NAME.flow` for stdlib.
+    pub path: PathBuf,
+    pub text: String,
+    pub origin: Origin,
+    /// `None` when the file has a syntax error (reported in [`Project::diagnostics`]).
+    pub ast: Option<ast::SourceFile>,
+}
+
+/// A loaded project: every file parsed, syntax errors collected.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project folder (the one that holds `flowc.toml`, `templates/`, `tests/`).
+    pub root: PathBuf,
+    /// Project files first (sorted by path), then the stdlib modules they use.
+    pub units: Vec<SourceUnit>,
+    /// Syntax errors and `use` errors found while loading.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Why a project could not be loaded at all (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("`{path}` does not exist")]
+    NotFound { path: String },
+    #[error("cannot read `{path}`: {source}")]
+    Unreadable { path: String, source: std::io::Error },
+    #[error("`{path}` is not valid UTF-8 text (byte {offset}); save it as UTF-8")]
+    NotUtf8 { path: String, offset: usize },
+    #[error("`{path}` holds no `.flow` files; put flows in `{path}/flows/` or run `flowc init`")]
+    Empty { path: String },
+}
+
+impl Project {
+    /// Loads a project folder (or a single `.flow` file).
+    pub fn load(path: &Path) -> Result<Project, LoadError> {
+        let display = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => LoadError::NotFound { path: display.clone() },
+            _ => LoadError::Unreadable { path: display.clone(), source },
+        })?;
+        let (root, files) = if meta.is_file() {
+            let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            (root, vec![path.to_path_buf()])
+        } else {
+            let flows_dir = path.join("flows");
+            let search = if flows_dir.is_dir() { flows_dir } else { path.to_path_buf() };
+            (path.to_path_buf(), find_flow_files(&search)?)
+        };
+        if files.is_empty() {
+            return Err(LoadError::Empty { path: display });
+        }
+        let mut sources = Vec::new();
+        for file in files {
+            let bytes = std::fs::read(&file)
+                .map_err(|source| LoadError::Unreadable { path: file.display().to_string(), source })?;
+            let relative = file.strip_prefix(&root).map(Path::to_path_buf).unwrap_or(file.clone());
+            let text = String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
+                path: relative.display().to_string(),
+                offset: e.utf8_error().valid_up_to(),
+            })?;
+            sources.push((relative, text));
+        }
+        Ok(Project::from_sources(root, sources))
+    }
+
+    /// Builds a project from in-memory sources (path relative to `root`, text).
+    pub fn from_sources(root: PathBuf, sources: Vec<(PathBuf, String)>) -> Project {
+        let mut project = Project { root, units: Vec::new(), diagnostics: Vec::new() };
+        for (path, text) in sources {
+            project.add_unit(path, text, Origin::Project);
+        }
+        project.resolve_uses();
+        project
+    }
+
+    fn add_unit(&mut self, path: PathBuf, text: String, origin: Origin) {
+        let ast = match syntax::parse(&text) {
+            Ok(file) => Some(file),
+            Err(error) => {
+                let mut diagnostic = Diagnostic::error(Code::Syntax, path.clone(), error.span, error.message)
+                    .with_label(error.label);
+                diagnostic.help = error.help;
+                self.diagnostics.push(diagnostic);
+                None
+            }
+        };
+        self.units.push(SourceUnit { path, text, origin, ast });
+    }
+
+    /// Pulls in every stdlib module named by a `use`, transitively, once each.
+    fn resolve_uses(&mut self) {
+        let mut index = 0;
+        while index < self.units.len() {
+            let uses: Vec<(PathBuf, ast::Use)> = match &self.units[index].ast {
+                Some(file) => file.uses.iter().map(|u| (self.units[index].path.clone(), u.clone())).collect(),
+                None => Vec::new(),
+            };
+            for (from, use_) in uses {
+                let name = &use_.module.name;
+                let stdlib_path = PathBuf::from(format!("stdlib/{name}.flow"));
+                if self.units.iter().any(|u| u.origin == Origin::Stdlib && u.path == stdlib_path) {
+                    continue;
+                }
+                match stdlib::module(name) {
+                    Some(text) => self.add_unit(stdlib_path, text.to_string(), Origin::Stdlib),
+                    None => {
+                        let names: Vec<&str> = stdlib::MODULES.iter().map(|(n, _)| *n).collect();
+                        let mut d = Diagnostic::error(
+                            Code::UnknownStdlibModule,
+                            from,
+                            use_.module.span,
+                            format!("the stdlib has no module `{name}`"),
+                        )
+                        .with_label("unknown module");
+                        d.help = Some(match crate::suggest::closest(name, names.iter().copied()) {
+                            Some(best) => format!("did you mean `stdlib/{best}`?"),
+                            None => format!("the stdlib modules are: {}", names.join(", ")),
+                        });
+                        self.diagnostics.push(d);
+                    }
+                }
+            }
+            index += 1;
+        }
+    }
+
+    /// The text of a unit by its display path.
+    pub fn unit(&self, path: &Path) -> Option<&SourceUnit> {
+        self.units.iter().find(|u| u.path == path)
+    }
+
+    /// Every parsed declaration with the unit it came from.
+    pub fn items(&self) -> impl Iterator<Item = (&SourceUnit, &ast::Item)> {
+        self.units.iter().flat_map(|u| u.ast.iter().flat_map(move |f| f.items.iter().map(move |i| (u, i))))
+    }
+
+    /// The shared namespace. Duplicates keep the first declaration (check reports the rest).
+    pub fn symbols(&self) -> Symbols<'_> {
+        let mut symbols = Symbols::default();
+        for (unit, item) in self.items() {
+            let decl = Declared { unit, item };
+            match item {
+                ast::Item::Segment(d) => {
+                    symbols.segments.entry(d.name.name.clone()).or_insert(decl);
+                }
+                ast::Item::Message(d) => {
+                    symbols.messages.entry(d.name.name.clone()).or_insert(decl);
+                }
+                ast::Item::Flow(d) => {
+                    symbols.flows.entry(d.name.name.clone()).or_insert(decl);
+                }
+                ast::Item::FlowInstance(d) => {
+                    symbols.flows.entry(d.name.name.clone()).or_insert(decl);
+                }
+                ast::Item::FlowTemplate(d) => {
+                    symbols.templates.entry(d.name.name.clone()).or_insert(decl);
+                }
+                ast::Item::Event(d) => {
+                    symbols.events.entry(d.name.name.clone()).or_insert(decl);
+                }
+                ast::Item::Policy(_) => {
+                    if symbols.policy.is_none() {
+                        symbols.policy = Some(decl);
+                    }
+                }
+            }
+        }
+        symbols
+    }
+}
+
+/// A declaration and the file it is in.
+#[derive(Debug, Clone, Copy)]
+pub struct Declared<'p> {
+    pub unit: &'p SourceUnit,
+    pub item: &'p ast::Item,
+}
+
+/// Name → declaration, one map per kind. Names are unique across kinds in a project
+/// (check reports a clash), so a name finds at most one declaration.
+#[derive(Debug, Default)]
+pub struct Symbols<'p> {
+    pub segments: BTreeMap<String, Declared<'p>>,
+    pub messages: BTreeMap<String, Declared<'p>>,
+    /// Flows and template instantiations.
+    pub flows: BTreeMap<String, Declared<'p>>,
+    pub templates: BTreeMap<String, Declared<'p>>,
+    /// Event schemas.
+    pub events: BTreeMap<String, Declared<'p>>,
+    pub policy: Option<Declared<'p>>,
+}
+
+fn find_flow_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| {
+            let path = e.path().map(|p| p.display().to_string()).unwrap_or_else(|| dir.display().to_string());
+            LoadError::Unreadable { path, source: e.into() }
+        })?;
+        let is_flow = entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "flow");
+        if is_flow {
+            files.push(entry.into_path());
+        }
+    }
+    Ok(files)
+}
