@@ -1,0 +1,1 @@
+//! Checked AST → state machines (the serde IR). (placeholder)

@@ -1,0 +1,1 @@
+//! The pure engine: state + input + now → new state + decisions. (placeholder)

@@ -1,0 +1,6 @@
+//! Integration tests by area. Each file owns one boundary of the product.
+
+mod check;
+mod engine;
+mod fmt;
+mod syntax;
