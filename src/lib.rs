@@ -9,8 +9,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod check;
-pub mod compile;
 pub mod cli;
+pub mod compile;
 pub mod config;
 pub mod diagnostic;
 pub mod engine;
