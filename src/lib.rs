@@ -14,6 +14,7 @@ pub mod compile;
 pub mod config;
 pub mod diagnostic;
 pub mod engine;
+pub mod flowtest;
 pub mod fmt;
 pub mod project;
 pub mod stdlib;
