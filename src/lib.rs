@@ -9,11 +9,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod check;
-pub mod compile;
 pub mod cli;
+pub mod compile;
 pub mod config;
 pub mod diagnostic;
 pub mod engine;
+pub mod flowtest;
 pub mod fmt;
 pub mod project;
 pub mod stdlib;
