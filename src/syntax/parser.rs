@@ -1239,22 +1239,20 @@ fn integer(pair: &Pair<'_, Rule>) -> Result<u32> {
 
 fn duration(pair: Pair<'_, Rule>) -> Result<ast::Duration> {
     let span = span_of(&pair);
-    let text = pair.as_str().to_string();
-    let mut parts = pair.into_inner();
-    let amount_pair = parts
-        .next()
-        .ok_or_else(|| internal(span, "duration amount"))?;
-    let unit_pair = parts
-        .next()
-        .ok_or_else(|| internal(span, "duration unit"))?;
-    let amount: u64 = amount_pair.as_str().parse().map_err(|_| {
+    let text = pair.as_str();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    let too_long = || {
         out_of_range(
             span,
             format!("the duration `{text}` is too long"),
             "write a shorter duration, such as `1y`",
         )
-    })?;
-    let unit = match unit_pair.as_str() {
+    };
+    let amount: u64 = digits.parse().map_err(|_| too_long())?;
+    let unit = match unit.trim_start() {
         "seconds" | "second" | "secs" | "sec" | "s" => ast::DurationUnit::Seconds,
         "minutes" | "minute" | "mins" | "min" => ast::DurationUnit::Minutes,
         "hours" | "hour" | "h" => ast::DurationUnit::Hours,
@@ -1262,19 +1260,15 @@ fn duration(pair: Pair<'_, Rule>) -> Result<ast::Duration> {
         "weeks" | "week" | "w" => ast::DurationUnit::Weeks,
         "months" | "month" | "mo" => ast::DurationUnit::Months,
         "years" | "year" | "y" => ast::DurationUnit::Years,
-        _ => return Err(internal(span_of(&unit_pair), "duration unit")),
+        _ => return Err(internal(span, "duration unit")),
     };
-    // Keep every duration within what the engine can add to a timestamp (about 290 000 years
-    // in seconds): 10^10 seconds is already over 300 years.
-    let seconds = ast::Duration { amount, unit, span }.approx_max_seconds();
-    if amount > 0 && (seconds >= i64::MAX / 1_000 || amount > 10_000_000_000) {
-        return Err(out_of_range(
-            span,
-            format!("the duration `{text}` is too long"),
-            "write a shorter duration, such as `1y`",
-        ));
+    // Keep every duration far within what a timestamp can hold: 10^10 seconds is already over
+    // 300 years.
+    let duration = ast::Duration { amount, unit, span };
+    if duration.approx_max_seconds() > 100_000_000_000 {
+        return Err(too_long());
     }
-    Ok(ast::Duration { amount, unit, span })
+    Ok(duration)
 }
 
 fn every_word(pair: &Pair<'_, Rule>) -> Result<ast::Duration> {
@@ -1382,45 +1376,67 @@ fn expected_phrase(rule: Rule) -> Option<(&'static str, &'static str)> {
     Some(match rule {
         Rule::EOI => ("the end of the file", "the end of the file"),
         Rule::eol => ("the end of the line", "the end of the line"),
-        Rule::item => ("a declaration such as `flow`, `segment` or `message`", "a declaration"),
-        Rule::flow_line => ("a header line such as `when`, or a step such as `send`, `wait` or `if`", "a step"),
+        Rule::item | Rule::file => (
+            "a declaration such as `flow`, `segment` or `message`",
+            "a declaration",
+        ),
+        Rule::flow_line => (
+            "a header line such as `when`, or a step such as `send`, `wait` or `if`",
+            "a step",
+        ),
         Rule::step => ("a step such as `send`, `wait` or `if`", "a step"),
         Rule::header_line => ("a header line such as `when` or `exit on`", "a header line"),
-        Rule::policy_line => {
-            ("a policy line such as `quiet hours 21:00..08:00` or `limit email 3 per 1w`", "a policy line")
-        }
+        Rule::policy_line => (
+            "a policy line such as `quiet hours 21:00..08:00` or `limit email 3 per 1w`",
+            "a policy line",
+        ),
         Rule::message_field => ("a message field such as `subject:`", "a message field"),
-        Rule::property_decl => ("an event property such as `total: number`", "an event property"),
+        Rule::property_decl => (
+            "an event property such as `total: number`",
+            "an event property",
+        ),
         Rule::split_arm => ("a share such as `50% { ... }`", "a share"),
         Rule::on_arm => ("an arm such as `on order_placed { ... }`", "an `on` arm"),
         Rule::name | Rule::name_ref | Rule::segment_ref | Rule::when_event => ("a name", "a name"),
         Rule::path => ("a field such as `contact.plan`", "a field"),
-        Rule::event_property => ("an event property such as `order_placed.total`", "an event property"),
-        Rule::stdlib_path => ("a stdlib module such as `stdlib/consent`", "a stdlib module"),
-        Rule::duration | Rule::duration_expr | Rule::integer => ("a duration such as `2d`", "a duration"),
-        Rule::every_duration | Rule::every_word => ("a duration such as `1d` or `day`", "a duration"),
-        Rule::unit => ("a duration unit such as `min`, `h` or `d`", "a unit"),
+        Rule::event_property => (
+            "an event property such as `order_placed.total`",
+            "an event property",
+        ),
+        Rule::stdlib_path => (
+            "a stdlib module such as `stdlib/consent`",
+            "a stdlib module",
+        ),
+        Rule::duration | Rule::duration_expr | Rule::integer => {
+            ("a duration such as `2d`", "a duration")
+        }
+        Rule::every_duration => ("a duration such as `1d` or `day`", "a duration"),
+        Rule::every_word => ("a duration such as `2d`", "a duration"),
         Rule::time => ("a time of day such as `09:00`", "a time"),
         Rule::percent => ("a percentage such as `50%`", "a percentage"),
         Rule::number => ("a number", "a number"),
         Rule::string => ("a text in double quotes", "a text"),
-        Rule::field_value => ("a text in double quotes, `file(\"...\")`, `true` or `false`", "a value"),
-        Rule::channel => ("a channel: `email`, `sms`, `push` or `webhook`", "a channel"),
-        Rule::param_type => (
-            "a parameter type: `duration`, `number`, `string`, `bool`, `message`, `segment` or `event`",
-            "a type",
+        Rule::field_value => (
+            "a text in double quotes, `file(\"...\")`, `true` or `false`",
+            "a value",
         ),
-        Rule::property_type => (
-            "a property type: `string`, `number`, `bool`, `time`, `list` or `object`",
-            "a type",
+        Rule::channel => (
+            "a channel (`email`, `sms`, `push` or `webhook`)",
+            "a channel",
         ),
+        Rule::param_type => ("a parameter type such as `duration`", "a type"),
+        Rule::property_type => ("a property type such as `string`", "a type"),
         Rule::param => ("a parameter such as `period: duration`", "a parameter"),
-        Rule::params => ("a parameter list such as `(period: duration)`", "parameters"),
+        Rule::params => (
+            "a parameter list such as `(period: duration)`",
+            "parameters",
+        ),
         Rule::arg => ("an argument", "an argument"),
         Rule::call_args | Rule::lparen => ("`(`", "`(`"),
-        Rule::operand | Rule::expr | Rule::wait_filter => {
-            ("a value or condition such as `contact.plan == \"pro\"`", "a value")
-        }
+        Rule::operand | Rule::expr | Rule::wait_filter => (
+            "a value or condition such as `contact.plan == \"pro\"`",
+            "a value",
+        ),
         Rule::infix_op => ("an operator such as `and`, `or` or `==`", "an operator"),
         Rule::block | Rule::flow_body | Rule::lbrace => ("`{`", "`{`"),
         Rule::rbrace => ("`}`", "`}`"),
@@ -1485,6 +1501,7 @@ fn is_statement_rule(rule: Rule) -> bool {
     matches!(
         rule,
         Rule::item
+            | Rule::file
             | Rule::flow_line
             | Rule::step
             | Rule::header_line
@@ -1499,17 +1516,27 @@ fn is_statement_rule(rule: Rule) -> bool {
 /// The help line that goes with the main expectation.
 fn default_help(rule: Rule) -> Option<&'static str> {
     Some(match rule {
-        Rule::item => "a file holds `use`, `segment`, `message`, `flow`, `policy` and `event` declarations, each starting on its own line",
+        Rule::item | Rule::file => "a file holds `use`, `segment`, `message`, `flow`, `policy` and `event` declarations, each starting on its own line",
         Rule::flow_line => "a flow starts with header lines (`when`, `only if`, `exit on`, `goal`, ...) followed by steps (`send`, `wait`, `wait for`, `if`, `split`, `set`, `unsubscribe`, `stop`)",
         Rule::step => "the steps are `send`, `wait`, `wait until`, `wait for`, `if`, `split`, `set`, `unsubscribe` and `stop`",
         Rule::policy_line => "a policy holds `quiet hours HH:MM..HH:MM` and `limit CHANNEL N per DURATION` lines",
         Rule::message_field => "write each field as `name: \"value\"`, one per line or separated by commas",
         Rule::property_decl => "write each property as `name: type`, with `?` after the type if it may be missing",
         Rule::split_arm => "each arm of a `split` is a share and a block: `50% { send a }`",
-        Rule::duration | Rule::duration_expr | Rule::integer | Rule::every_duration | Rule::every_word | Rule::unit => {
+        Rule::duration | Rule::duration_expr | Rule::integer | Rule::every_duration | Rule::every_word => {
             "write a number and a unit: `30s`, `15min`, `2h`, `3d`, `1w`, `4mo` or `1y`"
         }
         Rule::time => "times use a 24-hour clock: `09:00`, `21:30`",
+        Rule::param_type => {
+            "the parameter types are `duration`, `number`, `string` and `bool`, and in a flow template also `message`, `segment` and `event`"
+        }
+        Rule::property_type => {
+            "the property types are `string`, `number`, `bool`, `time`, `list` and `object`; add `?` when the property may be missing"
+        }
+        Rule::colon => "write a field as `name: value`",
+        Rule::stdlib_path => "stdlib modules are named with `stdlib/`, such as `use stdlib/consent`",
+        Rule::kw_up => "a `wait for` needs a time limit, such as `wait for order_placed up to 2d`",
+        Rule::on_arm => "a `wait for` with several events has one `on EVENT { ... }` arm per event",
         Rule::percent => "write a share as a number and `%`, such as `10%`",
         Rule::channel => "the channels are `email`, `sms`, `push` and `webhook`",
         Rule::field_value => "write text in double quotes, such as `\"Welcome!\"`, or `file(\"templates/welcome.html\")`",
@@ -1581,10 +1608,23 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
     if rules.contains(&Rule::flow_line) {
         rules.retain(|r| !matches!(r, Rule::step | Rule::header_line));
     }
+    // Inside `{ on a { } ... }` the next line may only be another arm or `}`.
+    if rules.contains(&Rule::kw_on) && rules.contains(&Rule::eol) {
+        rules.retain(|r| !matches!(r, Rule::eol | Rule::rbrace));
+        for rule in &mut rules {
+            if *rule == Rule::kw_on {
+                *rule = Rule::on_arm;
+            }
+        }
+        rules.push(Rule::rbrace);
+    }
     let mut phrases: Vec<(&str, &str)> = Vec::new();
     for rule in &rules {
         if let Some(phrase) = expected_phrase(*rule) {
-            if !phrases.iter().any(|p| p.0 == phrase.0) {
+            if !phrases
+                .iter()
+                .any(|p| p.0 == phrase.0 || (p.1 == phrase.1 && p.1 != "a name"))
+            {
                 phrases.push(phrase);
             }
         }
@@ -1596,6 +1636,8 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
             *phrase = name_phrase(previous.as_deref());
         }
     }
+    // Keywords first, then descriptions: "`for`, `until` or a duration such as `2d`".
+    phrases.sort_by_key(|p| !p.0.starts_with('`'));
     let expected = join_or(phrases.iter().map(|p| p.0));
     let found_text = found.describe();
     error.message = if expected.is_empty() {
@@ -1609,8 +1651,11 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         (Found::Token(_), Some((_, short))) => format!("expected {short} here"),
         (Found::Token(_), None) => "unexpected here".into(),
     };
+    // The help of the main expectation; "every `(` needs a `)`" only when nothing else fits.
+    let closing = |r: &&Rule| matches!(r, Rule::rbrace | Rule::rparen | Rule::eol);
     error.help = rules
         .iter()
+        .filter(|r| rules.len() == 1 || !closing(r))
         .find_map(|r| default_help(*r))
         .map(str::to_string);
     if phrases.iter().any(|p| p.0.starts_with("a name")) && error.help.is_none() {
@@ -1677,6 +1722,10 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         error.help =
             Some("to compare two values write `==`; a single `=` only appears in `set` and in declarations".into());
     } else if is_ambiguous_minutes(text, pos, token) {
+        // Label `2 m` whole.
+        if let Some(m) = text.get(pos..).and_then(|rest| rest.find(['m', 'M'])) {
+            error.span = Span::new(pos, pos + m + 1);
+        }
         error.help = Some(format!(
             "`{}m` is ambiguous: write `{}min` for minutes or `{}mo` for months",
             leading_digits(text, pos, token),
@@ -1691,7 +1740,8 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
             "names are lower case, with `_` between words: write `{}`",
             snake_case(&words)
         ));
-    } else if token.starts_with('}') && rules.contains(&Rule::item) {
+    } else if token.starts_with('}') && (rules.contains(&Rule::item) || rules.contains(&Rule::file))
+    {
         error.message = "this `}` closes no block".into();
         error.label = "unmatched `}`".into();
         error.help = Some("remove it, or add the `{` it should close".into());
@@ -1822,6 +1872,18 @@ fn is_ambiguous_minutes(text: &str, pos: usize, token: &str) -> bool {
     };
     if digits_then_m(token) {
         return true;
+    }
+    // `2 m`: the number, then the word `m`.
+    if !token.is_empty() && token.chars().all(|c| c.is_ascii_digit()) {
+        let after = text
+            .get(pos + token.len()..)
+            .unwrap_or("")
+            .trim_start_matches([' ', '\t']);
+        let unit: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        return unit == "m" || unit == "M";
     }
     (token == "m" || token == "M")
         && text
