@@ -163,9 +163,59 @@ pub(crate) fn collect_comments(text: &str) -> Vec<ast::Comment> {
 
 // ───────────────────────────── Pairs → AST ─────────────────────────────
 
+/// The span of a pair, without the spaces and comment that pest's implicit whitespace may
+/// have added at its end (a rule ending in an optional part that did not match).
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
     let span = pair.as_span();
-    Span::new(span.start(), span.end())
+    Span::new(
+        span.start(),
+        trim_end(span.get_input(), span.start(), span.end()),
+    )
+}
+
+/// Moves `end` back over spaces, tabs and a trailing `#` comment, not before `start`.
+fn trim_end(text: &str, start: usize, mut end: usize) -> usize {
+    let bytes = text.as_bytes();
+    // A comment runs to the end of its line: only a span that ends there can end in one.
+    if !matches!(bytes.get(end), None | Some(b'\n' | b'\r')) {
+        while end > start && matches!(bytes.get(end - 1), Some(b' ' | b'\t')) {
+            end -= 1;
+        }
+        return end;
+    }
+    loop {
+        while end > start && matches!(bytes.get(end - 1), Some(b' ' | b'\t')) {
+            end -= 1;
+        }
+        let line_start = text
+            .get(..end)
+            .and_then(|b| b.rfind(['\n', '\r']))
+            .map_or(0, |i| i + 1);
+        match text.get(line_start..end).and_then(comment_start) {
+            Some(hash) if line_start + hash >= start => end = line_start + hash,
+            _ => return end,
+        }
+    }
+}
+
+/// Where a `#` comment starts on one line of text (a `#` inside a string does not count).
+fn comment_start(line: &str) -> Option<usize> {
+    if !line.contains('#') {
+        return None;
+    }
+    let bytes = line.as_bytes();
+    let mut in_string = false;
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'\\' if in_string => index += 1,
+            b'"' => in_string = !in_string,
+            b'#' if !in_string => return Some(index),
+            _ => {}
+        }
+        index += 1;
+    }
+    None
 }
 
 fn internal(span: Span, what: &str) -> SyntaxError {
@@ -1327,10 +1377,14 @@ impl Found {
             }
         };
         let len = len.max(first.len_utf8());
-        let token = rest.get(..len).unwrap_or(rest).trim_end();
+        let mut token = rest.get(..len).unwrap_or(rest).trim_end();
+        if token.is_empty() {
+            // Some other kind of space: show it as it is.
+            token = rest.get(..first.len_utf8()).unwrap_or(rest);
+        }
         (
             Found::Token(token.to_string()),
-            Span::new(pos, pos + token.len().max(1)),
+            Span::new(pos, pos + token.len()),
         )
     }
 
@@ -1536,6 +1590,18 @@ fn default_help(rule: Rule) -> Option<&'static str> {
         Rule::colon => "write a field as `name: value`",
         Rule::stdlib_path => "stdlib modules are named with `stdlib/`, such as `use stdlib/consent`",
         Rule::kw_up => "a `wait for` needs a time limit, such as `wait for order_placed up to 2d`",
+        Rule::dotdot | Rule::kw_hours => "write quiet hours as `quiet hours 21:00..08:00`",
+        Rule::kw_per => "write a frequency cap as `limit email 3 per 1w`",
+        Rule::kw_of => "write `when anniversary of contact.birthday at 09:00`",
+        Rule::kw_for | Rule::kw_at => "write a schedule as `when every day at 09:00 for SEGMENT`",
+        Rule::kw_to => "a `wait for` needs a time limit, such as `wait for order_placed up to 2d`",
+        Rule::kw_never | Rule::kw_always | Rule::kw_after => {
+            "write `reentry never`, `reentry always` or `reentry after 30d`"
+        }
+        Rule::kw_within => "a goal needs a time limit, such as `goal order_placed within 7d`",
+        Rule::kw_template | Rule::eq_sign => {
+            "write `flow NAME { ... }`, `flow template NAME(PARAMS) { ... }` or `flow NAME = TEMPLATE(ARGS)`"
+        }
         Rule::on_arm => "a `wait for` with several events has one `on EVENT { ... }` arm per event",
         Rule::percent => "write a share as a number and `%`, such as `10%`",
         Rule::channel => "the channels are `email`, `sms`, `push` and `webhook`",
@@ -1657,6 +1723,7 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         .iter()
         .filter(|r| rules.len() == 1 || !closing(r))
         .find_map(|r| default_help(*r))
+        .or_else(|| rules.iter().find_map(|r| default_help(*r)))
         .map(str::to_string);
     if phrases.iter().any(|p| p.0.starts_with("a name")) && error.help.is_none() {
         error.help = default_help(Rule::name).map(str::to_string);
