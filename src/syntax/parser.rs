@@ -76,7 +76,11 @@ fn prepare(text: &str) -> Result<String> {
                         }
                         b'"' => break,
                         b'\n' | b'\r' => {
-                            index -= 1;
+                            // An unclosed string: its line break stays, so that the string
+                            // is reported as unclosed rather than running on.
+                            if bytes[index] == b'\r' && bytes.get(index + 1) == Some(&b'\n') {
+                                index += 1;
+                            }
                             break;
                         }
                         _ => index += 1,
@@ -1598,10 +1602,13 @@ fn default_help(rule: Rule) -> Option<&'static str> {
         Rule::kw_never | Rule::kw_always | Rule::kw_after => {
             "write `reentry never`, `reentry always` or `reentry after 30d`"
         }
-        Rule::kw_within => "a goal needs a time limit, such as `goal order_placed within 7d`",
-        Rule::kw_template | Rule::eq_sign => {
+        Rule::kw_within => "write a time window as `within 30d`, after the event and its `where` filter",
+        Rule::kw_template => {
             "write `flow NAME { ... }`, `flow template NAME(PARAMS) { ... }` or `flow NAME = TEMPLATE(ARGS)`"
         }
+        Rule::eq_sign => "a declaration gives its value after one `=`, such as `segment vip = contact.plan == \"pro\"`",
+        Rule::comma => "separate fields with a line break or a comma",
+        Rule::event_property => "`sum` and `last` take an event and one of its properties, such as `sum(order_placed.total)`",
         Rule::on_arm => "a `wait for` with several events has one `on EVENT { ... }` arm per event",
         Rule::percent => "write a share as a number and `%`, such as `10%`",
         Rule::channel => "the channels are `email`, `sms`, `push` and `webhook`",
@@ -1671,6 +1678,9 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
     if rules.contains(&Rule::eol) {
         rules.retain(|r| !matches!(r, Rule::rbrace | Rule::EOI));
     }
+    if rules.contains(&Rule::percent) {
+        rules.retain(|r| *r != Rule::eol);
+    }
     if rules.contains(&Rule::flow_line) {
         rules.retain(|r| !matches!(r, Rule::step | Rule::header_line));
     }
@@ -1725,8 +1735,21 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         .find_map(|r| default_help(*r))
         .or_else(|| rules.iter().find_map(|r| default_help(*r)))
         .map(str::to_string);
-    if phrases.iter().any(|p| p.0.starts_with("a name")) && error.help.is_none() {
-        error.help = default_help(Rule::name).map(str::to_string);
+    if error.help.is_none() {
+        error.help = match previous.as_deref() {
+            Some("exit") => Some("write `exit on EVENT` or `exit if CONDITION`"),
+            Some("only") => Some("write `only if CONDITION`"),
+            Some("else") => Some("write `else { ... }` or `else if CONDITION { ... }`"),
+            Some("when") => Some("write `when EVENT`, `when entering SEGMENT`, `when every DURATION for SEGMENT` or `when anniversary of contact.FIELD`"),
+            _ => None,
+        }
+        .map(str::to_string);
+    }
+    if error.help.is_none() {
+        error.help = Some(
+            "see the language reference (docs/language.md) for how this line is written"
+                .to_string(),
+        );
     }
 
     // Targeted help for common mistakes, most specific first.
@@ -1784,6 +1807,15 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         error.label = "in this text".into();
         error.help = Some(
             "the escapes are `\\\"`, `\\\\`, `\\n` and `\\t`; write a backslash as `\\\\`".into(),
+        );
+    } else if token.starts_with('"') && phrases.iter().any(|p| p.1.ends_with("name")) {
+        error.help = Some(format!(
+            "names are written without quotes: `{}`",
+            snake_case(&[token.trim_matches('"').replace([' ', '-'], "_")])
+        ));
+    } else if is_decimal_duration(token) {
+        error.help = Some(
+            "durations are whole numbers: use a smaller unit, such as `90min` for an hour and a half".into(),
         );
     } else if token == "=" {
         error.help =
@@ -1958,6 +1990,19 @@ fn is_ambiguous_minutes(text: &str, pos: usize, token: &str) -> bool {
             .is_some_and(|before| before.trim_end().ends_with(|c: char| c.is_ascii_digit()))
 }
 
+/// `1.5h`: a decimal number with a duration unit.
+fn is_decimal_duration(token: &str) -> bool {
+    let Some((whole, rest)) = token.split_once('.') else {
+        return false;
+    };
+    let digits = rest.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    !whole.is_empty()
+        && whole.chars().all(|c| c.is_ascii_digit())
+        && !digits.is_empty()
+        && digits.len() < rest.len()
+        && digits.chars().all(|c| c.is_ascii_digit())
+}
+
 /// The number before the `m` of an ambiguous duration.
 fn leading_digits(text: &str, pos: usize, token: &str) -> String {
     let digits: String = token.chars().take_while(|c| c.is_ascii_digit()).collect();
@@ -2013,4 +2058,62 @@ fn snake_case(words: &[String]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_blanks_line_breaks_and_comments_inside_parentheses_only() {
+        let text = "a (b # c\n d) # e\n\"(\" x\n[1,\r\n2]";
+        let prepared = prepare(text).unwrap();
+        assert_eq!(prepared.len(), text.len());
+        assert_eq!(prepared, "a (b      d) # e\n\"(\" x\n[1,  2]");
+    }
+
+    #[test]
+    fn prepare_keeps_the_line_break_after_an_unclosed_string() {
+        let prepared = prepare("f(\"abc\nx)").unwrap();
+        assert_eq!(prepared, "f(\"abc\nx)");
+    }
+
+    #[test]
+    fn comments_skip_strings_with_escaped_quotes() {
+        let comments = collect_comments("x \"a \\\" # b\" # c\n# d");
+        let texts: Vec<&str> = comments.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["# c", "# d"]);
+    }
+
+    #[test]
+    fn trim_end_drops_spaces_and_a_trailing_comment() {
+        let text = "when x   # why \"#\"\nnext";
+        assert_eq!(trim_end(text, 0, text.find('\n').unwrap()), "when x".len());
+        let text = "subject: \"a # b\"\n";
+        assert_eq!(trim_end(text, 0, text.len() - 1), text.len() - 1);
+    }
+
+    #[test]
+    fn snake_case_of_capitalised_names() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            snake_case(&words(&["Order", "Completed"])),
+            "order_completed"
+        );
+        assert_eq!(snake_case(&words(&["OrderCompleted"])), "order_completed");
+        assert_eq!(snake_case(&words(&["orderID2"])), "order_id2");
+    }
+
+    #[test]
+    fn found_tokens() {
+        assert_eq!(Found::at("a == b", 2).0, Found::Token("==".into()));
+        assert_eq!(Found::at("x 25:00 y", 2).0, Found::Token("25:00".into()));
+        assert_eq!(Found::at("x 'a b' y", 2).0, Found::Token("'a b'".into()));
+        assert_eq!(
+            Found::at("x \"a\\\"b\" y", 2).0,
+            Found::Token("\"a\\\"b\"".into())
+        );
+        assert_eq!(Found::at("x\n", 1).0, Found::EndOfLine);
+        assert_eq!(Found::at("x", 1).0, Found::EndOfFile);
+    }
 }

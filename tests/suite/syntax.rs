@@ -1434,6 +1434,25 @@ fn error_messages_for_other_common_slips() {
 }
 
 #[test]
+fn error_quoted_names_and_decimal_durations() {
+    let error = err("flow f {\n  when x\n  send \"welcome\"\n}\n");
+    assert!(
+        error.message.contains("a message name"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        error.help.unwrap(),
+        "names are written without quotes: `welcome`"
+    );
+    let error = err("flow f {\n  when x\n  wait 1.5h\n}\n");
+    assert!(error.help.unwrap().contains("whole numbers"));
+    let error = err("flow f {\n  when x\n  exit when y\n}\n");
+    assert_eq!(error.message, "expected `if` or `on`, found `when`");
+    assert!(error.help.unwrap().contains("`exit on EVENT`"));
+}
+
+#[test]
 fn error_labels_cover_the_token_not_a_point() {
     let text = "flow f {\n  when x\n  wait soonish\n}\n";
     let error = err(text);
