@@ -799,10 +799,8 @@ impl<'p> Run<'_, 'p> {
         } else {
             self.state.marketing_block(channel).or_else(|| self.frequency_cap(channel, now))
         };
-        if reason.is_none() && !msg.transactional {
-            if self.engine.longest_limit.contains_key(&channel) {
-                self.state.sends.push((channel, now));
-            }
+        if reason.is_none() && !msg.transactional && self.engine.longest_limit.contains_key(&channel) {
+            self.state.sends.push((channel, now));
         }
         let context = self.engine.options.capture_context.then(|| {
             serde_json::json!({

@@ -103,10 +103,7 @@ impl Store for MemoryStore {
     }
 
     fn update<R>(&mut self, contact: &str, f: impl FnOnce(&mut ContactState) -> R) -> Result<R, StoreError> {
-        let mut state = match self.states.remove(contact) {
-            Some(state) => state,
-            None => ContactState::default(),
-        };
+        let mut state = self.states.remove(contact).unwrap_or_default();
         let result = f(&mut state);
         self.requeue(contact, &state);
         self.states.insert(contact.to_string(), state);
