@@ -156,7 +156,8 @@ impl ContactState {
     /// Why a marketing send on `channel` cannot go out (RUNTIME.md 3), in the contract's order.
     pub fn marketing_block(&self, channel: Channel) -> Option<SkipReason> {
         if channel == Channel::Webhook {
-            return None;
+            // Webhooks go to the shop's own systems: no address or consent, only `all`.
+            return (self.withdrawn_all & channel_bit(channel) != 0).then_some(SkipReason::Unsubscribed);
         }
         if !self.has_address(channel) {
             Some(SkipReason::NoAddress)
