@@ -853,3 +853,88 @@ fn set_path(traits: &mut Map<String, Json>, field: &[String], value: Json) {
 pub fn is_waiting_state(flow: &CompiledFlow, state: StateId) -> bool {
     flow.states.get(state.index()).is_some_and(|s| matches!(s.kind, StateKind::WaitFor { .. } | StateKind::Send { .. }))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Engine tests on hand-built IR (the scenario tests in `tests/suite/engine.rs` go
+    //! through the parser and compiler).
+    use super::*;
+    use crate::compile::*;
+    use crate::events::parse_jsonl;
+    use crate::simulate::{delivery_line, run, SimulateOptions};
+
+    fn cart_project() -> CompiledProject {
+        let loc = SourceLoc::default();
+        let state = |kind| State { kind, source: loc.clone() };
+        let flow = CompiledFlow {
+            name: "abandoned_cart".into(),
+            hash: String::new(),
+            source: loc.clone(),
+            triggers: vec![Trigger::Event(EventMatch { event: EventId(1), filter: None })],
+            only_if: None,
+            reentry: Reentry::NotWhileActive,
+            exit_on: vec![EventMatch { event: EventId(2), filter: None }],
+            exit_if: Vec::new(),
+            quiet_hours: None,
+            goal: None,
+            holdout_basis_points: 0,
+            entry: StateId(4),
+            states: vec![
+                state(StateKind::End),
+                state(StateKind::Send { message: MessageId(0), next: StateId(0) }),
+                state(StateKind::Wait { duration: Dur::Seconds(86_400), next: StateId(1) }),
+                state(StateKind::Send { message: MessageId(0), next: StateId(2) }),
+                state(StateKind::Wait { duration: Dur::Seconds(3600), next: StateId(3) }),
+            ],
+        };
+        CompiledProject {
+            format_version: FORMAT_VERSION,
+            default_timezone: "UTC".into(),
+            events: vec!["unsubscribed".into(), "cart_abandoned".into(), "order_completed".into()],
+            segments: Vec::new(),
+            messages: vec![CompiledMessage {
+                name: "reminder".into(),
+                channel: Channel::Email,
+                transactional: false,
+                fields: vec![("subject".into(), "Hi {{ contact.first_name }}".into())],
+            }],
+            flows: vec![flow],
+            policy: CompiledPolicy::default(),
+            schemas: Vec::new(),
+            history: vec![HistoryNeed::default(); 3],
+        }
+    }
+
+    #[test]
+    fn exit_at_the_instant_of_a_reminder_wins() {
+        let project = cart_project();
+        let records = parse_jsonl(
+            r#"{"type":"identify","userId":"c1","timestamp":"2026-03-01T09:00:00Z","traits":{"email":"a@x","consent":{"email":true},"first_name":"Ana"}}
+{"type":"identify","userId":"c2","timestamp":"2026-03-01T09:00:00Z","traits":{"email":"b@x","consent":{"email":true}}}
+{"type":"track","userId":"c1","timestamp":"2026-03-01T10:00:00Z","event":"Cart Abandoned"}
+{"type":"track","userId":"c2","timestamp":"2026-03-01T10:00:00Z","event":"cart_abandoned"}
+{"type":"track","userId":"c2","timestamp":"2026-03-01T11:00:00Z","event":"order_completed"}"#,
+        )
+        .unwrap();
+        let sim = run(&project, records, &SimulateOptions { render: true, ..Default::default() });
+        let lines: Vec<String> = sim.deliveries.iter().map(|d| delivery_line(&project, d, false)).collect();
+        assert_eq!(
+            lines,
+            vec![
+                r#"{"time":"2026-03-01T11:00:00Z","contact":"c1","flow":"abandoned_cart","message":"reminder","channel":"email","status":"sent"}"#,
+                r#"{"time":"2026-03-02T11:00:00Z","contact":"c1","flow":"abandoned_cart","message":"reminder","channel":"email","status":"sent"}"#,
+            ]
+        );
+        let rendered = delivery_line(&project, &sim.deliveries[0], true);
+        assert!(rendered.ends_with(r#","rendered":{"subject":"Hi Ana"}}"#), "{rendered}");
+        let state = sim.store.get("c2").unwrap();
+        assert!(state.instances.is_empty() && state.wake.is_none());
+    }
+
+    #[test]
+    fn stable_bucket_is_stable() {
+        assert_eq!(stable_bucket("c1", "flow", "holdout"), stable_bucket("c1", "flow", "holdout"));
+        assert_ne!(stable_bucket("c1", "flow", "holdout"), stable_bucket("c2", "flow", "holdout"));
+        assert!(stable_bucket("anything", "else", "x") < 10_000);
+    }
+}

@@ -1011,3 +1011,95 @@ fn contact_state_stays_small() {
     let size = serde_json::to_vec(state).unwrap().len();
     assert!(size < 400, "a waiting contact serialises to {size} bytes");
 }
+
+// ----- the `flowc` binary -----
+
+fn write_project(flows: &str, events: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("flows")).expect("mkdir");
+    std::fs::write(dir.path().join("flows/main.flow"), flows).expect("write flow");
+    std::fs::write(dir.path().join("events.jsonl"), events).expect("write events");
+    dir
+}
+
+fn flowc(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flowc")).current_dir(dir).args(args).output().expect("run flowc")
+}
+
+const CART: &str = "message reminder: email {
+    subject: \"Hi {{ contact.first_name }}\"
+    body: \"<p>Your cart</p>\"
+}
+flow abandoned_cart {
+    when cart_abandoned
+    exit on order_completed
+    wait 1h
+    send reminder
+}
+";
+
+#[test]
+fn cli_simulate_prints_the_delivery_lines() {
+    let events = [
+        identify("c1", "2026-03-01T09:00:00Z", &format!("{EMAIL},\"first_name\":\"Ana\"")),
+        track("c1", "2026-03-01T10:00:00Z", "Cart Abandoned", ""),
+    ]
+    .join("\n");
+    let dir = write_project(CART, &events);
+    let output = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n", line("2026-03-01T11:00:00Z", "c1", "abandoned_cart", "reminder", "email", None))
+    );
+    let traced = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl", "--trace", "--render"]);
+    assert!(traced.status.success());
+    let stdout = String::from_utf8_lossy(&traced.stdout);
+    assert!(stdout.contains(r#""rendered":{"subject":"Hi Ana","body":"<p>Your cart</p>"}"#), "{stdout}");
+    let stderr = String::from_utf8_lossy(&traced.stderr);
+    assert!(stderr.contains("c1 abandoned_cart entered: when `cart_abandoned`: entered"), "{stderr}");
+    assert!(stderr.contains("completed"), "{stderr}");
+}
+
+#[test]
+fn cli_simulate_bad_line_names_the_line_and_simulates_nothing() {
+    let events = format!("{}\n{{\"type\":\"track\",\"userId\":\"c1\"\n", identify("c1", "2026-03-01T09:00:00Z", EMAIL));
+    let dir = write_project(CART, &events);
+    let output = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("events.jsonl: line 2: not valid JSON"), "{stderr}");
+    assert!(stderr.contains("nothing was simulated"), "{stderr}");
+}
+
+#[test]
+fn cli_simulate_record_without_timestamp_is_an_error() {
+    let events = "{\"type\":\"track\",\"userId\":\"c1\",\"event\":\"cart_abandoned\"}\n";
+    let dir = write_project(CART, events);
+    let output = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1: `timestamp` is missing"));
+}
+
+#[test]
+fn cli_simulate_cannot_run_without_its_inputs() {
+    let dir = write_project(CART, "");
+    let missing = flowc(dir.path(), &["simulate", ".", "--events", "nope.jsonl"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let bad_until = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl", "--until", "tomorrow"]);
+    assert_eq!(bad_until.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_until.stderr).contains("`--until tomorrow` is not an RFC 3339 time"));
+}
+
+#[test]
+fn cli_build_writes_state_machines_with_hashes() {
+    let dir = write_project(CART, "");
+    let output = flowc(dir.path(), &["build", ".", "--out", "build.json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("build.json")).unwrap()).unwrap();
+    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["flows"][0]["name"], "abandoned_cart");
+    assert_eq!(json["flows"][0]["hash"].as_str().unwrap().len(), 64);
+    assert!(json["flows"][0]["states"].as_array().unwrap().len() >= 3);
+}
