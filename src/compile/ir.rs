@@ -203,6 +203,11 @@ pub struct CompiledFlow {
     pub goal: Option<Goal>,
     /// Share of entrants kept as a control group, in basis points (0..=10000).
     pub holdout_basis_points: u16,
+    /// The trigger properties an instance keeps after entry (what exit/wait filters, steps and
+    /// templates read); `None` keeps them all.
+    pub trigger_keys: Option<Vec<String>>,
+    /// The properties of a received event an instance keeps; `None` keeps them all.
+    pub event_keys: Option<Vec<String>>,
     /// The first step.
     pub entry: StateId,
     pub states: Vec<State>,

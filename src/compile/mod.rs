@@ -85,6 +85,9 @@ pub fn compile(project: &Project, config: &Config) -> Result<CompiledProject, Ve
     }
     flows.sort_by(|a, b| a.name.cmp(&b.name));
     for flow in &mut flows {
+        let (trigger_keys, event_keys) = kept_properties(flow, &lowering.messages);
+        flow.trigger_keys = trigger_keys;
+        flow.event_keys = event_keys;
         flow.hash = flow_hash(flow);
     }
     let mut compiled = CompiledProject {
@@ -316,6 +319,8 @@ impl<'p> Lowering<'p, '_> {
             quiet_hours: policy.quiet_hours,
             goal: None,
             holdout_basis_points: 0,
+            trigger_keys: None,
+            event_keys: None,
             entry: StateId(0),
             states: vec![State { kind: StateKind::End, source: here.loc(body.span) }],
         };
@@ -721,6 +726,119 @@ fn history_needs(project: &CompiledProject) -> Vec<HistoryNeed> {
     needs
 }
 
+/// Which trigger and received-event properties an instance of `flow` can ever read after
+/// entry: `trigger.x`/`event.x` in its exit and wait filters, conditions, `set` values and the
+/// templates of the messages it sends. `None` when a template uses `trigger`/`event` in a way
+/// this scan cannot follow (then everything is kept).
+fn kept_properties(flow: &CompiledFlow, messages: &[CompiledMessage]) -> (Option<Vec<String>>, Option<Vec<String>>) {
+    let mut trigger = Some(Vec::new());
+    let mut event = Some(Vec::new());
+    let mut add = |set: &mut Option<Vec<String>>, key: &str| {
+        if let Some(keys) = set {
+            if !keys.iter().any(|k| k == key) {
+                keys.push(key.to_string());
+            }
+        }
+    };
+    let mut visit = |expr: &Expr, event_is_instance_event: bool| {
+        let mut stack = vec![expr];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::Path { root, fields } | Expr::Exists { root, fields } => {
+                    if let Some(first) = fields.first() {
+                        match root {
+                            Root::Trigger => add(&mut trigger, first),
+                            Root::Event if event_is_instance_event => add(&mut event, first),
+                            _ => {}
+                        }
+                    }
+                }
+                Expr::List(items) => stack.extend(items),
+                Expr::Count { filter: Some(f), .. } => {
+                    // `event.` inside a count filter is the counted occurrence.
+                    let mut inner = vec![&**f];
+                    while let Some(x) = inner.pop() {
+                        match x {
+                            Expr::Path { root: Root::Trigger, fields } | Expr::Exists { root: Root::Trigger, fields } => {
+                                if let Some(first) = fields.first() {
+                                    add(&mut trigger, first);
+                                }
+                            }
+                            Expr::Not(a) | Expr::Neg(a) => inner.push(a),
+                            Expr::Binary { lhs, rhs, .. } => inner.extend([&**lhs, &**rhs]),
+                            Expr::In { needle, list } => inner.extend([&**needle, &**list]),
+                            Expr::List(items) => inner.extend(items),
+                            _ => {}
+                        }
+                    }
+                }
+                Expr::Not(a) | Expr::Neg(a) => stack.push(a),
+                Expr::Binary { lhs, rhs, .. } => stack.extend([&**lhs, &**rhs]),
+                Expr::In { needle, list } => stack.extend([&**needle, &**list]),
+                _ => {}
+            }
+        }
+    };
+    for m in &flow.exit_on {
+        if let Some(f) = &m.filter {
+            visit(f, false);
+        }
+    }
+    for e in &flow.exit_if {
+        visit(e, true);
+    }
+    for state in &flow.states {
+        match &state.kind {
+            StateKind::WaitFor { arms, .. } => arms.iter().filter_map(|a| a.event.filter.as_ref()).for_each(|f| visit(f, false)),
+            StateKind::Branch { conditions, .. } => conditions.iter().for_each(|(c, _)| visit(c, true)),
+            StateKind::Set { value, .. } => visit(value, true),
+            _ => {}
+        }
+    }
+    for state in &flow.states {
+        if let StateKind::Send { message, .. } = &state.kind {
+            if let Some(m) = messages.get(message.index()) {
+                for (_, text) in &m.fields {
+                    scan_template(text, "trigger", &mut trigger);
+                    scan_template(text, "event", &mut event);
+                }
+            }
+        }
+    }
+    (trigger, event)
+}
+
+/// Adds `NAME` for every `root.NAME` in a template; any other use of `root` keeps everything.
+fn scan_template(text: &str, root: &str, keys: &mut Option<Vec<String>>) {
+    let bytes = text.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut from = 0;
+    while let Some(found) = text[from..].find(root) {
+        let start = from + found;
+        let end = start + root.len();
+        from = end;
+        if start > 0 && (is_ident(bytes[start - 1]) || bytes[start - 1] == b'.') {
+            continue;
+        }
+        if end < bytes.len() && is_ident(bytes[end]) {
+            continue;
+        }
+        if bytes.get(end) == Some(&b'.') {
+            let name: String = text[end + 1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if !name.is_empty() {
+                if let Some(k) = keys {
+                    if !k.contains(&name) {
+                        k.push(name);
+                    }
+                }
+                continue;
+            }
+        }
+        *keys = None;
+        return;
+    }
+}
+
 /// Calls `f` on every top-level expression of a flow.
 pub fn for_each_expr(flow: &CompiledFlow, f: &mut impl FnMut(&Expr)) {
     for trigger in &flow.triggers {
@@ -773,5 +891,16 @@ mod tests {
         assert_eq!(normalize_event_name("order_completed"), "order_completed");
         assert_eq!(normalize_event_name("  Cart -- Abandoned!! "), "cart_abandoned");
         assert_eq!(normalize_event_name("Email.Opened"), "email_opened");
+    }
+
+    #[test]
+    fn template_scan_finds_trigger_properties() {
+        let mut keys = Some(Vec::new());
+        scan_template("Order {{ trigger.order_id }} for {{ contact.name }} {{trigger.total|round}}", "trigger", &mut keys);
+        assert_eq!(keys, Some(vec!["order_id".to_string(), "total".to_string()]));
+        scan_template("{{ my_trigger.x }} {{ event.trigger }}", "trigger", &mut keys);
+        assert_eq!(keys.as_ref().map(Vec::len), Some(2));
+        scan_template("{{ trigger['x'] }}", "trigger", &mut keys);
+        assert_eq!(keys, None);
     }
 }

@@ -399,7 +399,7 @@ impl<'p> Run<'_, 'p> {
             });
             let Some(arm) = arm else { continue };
             let mut instance = self.state.instances.remove(position);
-            instance.event = Some(properties.clone());
+            instance.event = Some(keep_only(properties.clone(), flow.event_keys.as_deref()));
             instance.state = arm.next;
             instance.wake = None;
             let name = &record.event;
@@ -658,7 +658,7 @@ impl<'p> Run<'_, 'p> {
             wake: None,
             holdout,
             holdout_reported: false,
-            trigger,
+            trigger: keep_only(trigger, flow.trigger_keys.as_deref()),
             event: None,
         };
         if self.run_instance(&mut instance, now) {
@@ -834,6 +834,14 @@ impl<'p> Run<'_, 'p> {
     }
 }
 
+/// Drops the properties an instance never reads (`None` keeps all).
+fn keep_only(mut properties: Map<String, Json>, keys: Option<&[String]>) -> Map<String, Json> {
+    if let Some(keys) = keys {
+        properties.retain(|k, _| keys.contains(k));
+    }
+    properties
+}
+
 /// Sets `contact.a.b = value`, creating objects on the way.
 fn set_path(traits: &mut Map<String, Json>, field: &[String], value: Json) {
     let Some((last, parents)) = field.split_last() else { return };
@@ -878,6 +886,8 @@ mod tests {
             quiet_hours: None,
             goal: None,
             holdout_basis_points: 0,
+            trigger_keys: Some(Vec::new()),
+            event_keys: Some(Vec::new()),
             entry: StateId(4),
             states: vec![
                 state(StateKind::End),

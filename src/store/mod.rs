@@ -52,8 +52,7 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn requeue(&mut self, contact: &str, state: &ContactState) {
-        let wake = state.wake;
+    fn requeue(&mut self, contact: &str, wake: Option<Instant>, pending: bool) {
         match self.queued.get(contact) {
             Some(old) if Some(*old) == wake => {}
             Some(old) => {
@@ -71,7 +70,7 @@ impl MemoryStore {
                 }
             }
         }
-        if state.pending {
+        if pending {
             if !self.pending.contains(contact) {
                 self.pending.insert(contact.to_string());
             }
@@ -97,16 +96,26 @@ impl Store for MemoryStore {
     }
 
     fn save(&mut self, contact: &str, state: &ContactState) -> Result<(), StoreError> {
-        self.requeue(contact, state);
+        self.requeue(contact, state.wake, state.pending);
         self.states.insert(contact.to_string(), state.clone());
         Ok(())
     }
 
     fn update<R>(&mut self, contact: &str, f: impl FnOnce(&mut ContactState) -> R) -> Result<R, StoreError> {
-        let mut state = self.states.remove(contact).unwrap_or_default();
-        let result = f(&mut state);
-        self.requeue(contact, &state);
-        self.states.insert(contact.to_string(), state);
+        let (result, wake, pending) = match self.states.get_mut(contact) {
+            Some(state) => {
+                let result = f(state);
+                (result, state.wake, state.pending)
+            }
+            None => {
+                let mut state = ContactState::default();
+                let result = f(&mut state);
+                let (wake, pending) = (state.wake, state.pending);
+                self.states.insert(contact.to_string(), state);
+                (result, wake, pending)
+            }
+        };
+        self.requeue(contact, wake, pending);
         Ok(result)
     }
 
