@@ -733,7 +733,7 @@ fn history_needs(project: &CompiledProject) -> Vec<HistoryNeed> {
 fn kept_properties(flow: &CompiledFlow, messages: &[CompiledMessage]) -> (Option<Vec<String>>, Option<Vec<String>>) {
     let mut trigger = Some(Vec::new());
     let mut event = Some(Vec::new());
-    let mut add = |set: &mut Option<Vec<String>>, key: &str| {
+    let add = |set: &mut Option<Vec<String>>, key: &str| {
         if let Some(keys) = set {
             if !keys.iter().any(|k| k == key) {
                 keys.push(key.to_string());
