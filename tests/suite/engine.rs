@@ -181,7 +181,7 @@ flow double_opt_in {
         track("d5", "2026-03-01T11:00:00Z", "email_confirmed", ""),
     ];
     assert_eq!(
-        run(&flows, &records),
+        run(flows, &records),
         vec![
             line("2026-03-01T10:00:00Z", "d1", "double_opt_in", "confirm", "email", None),
             line("2026-03-01T10:00:00Z", "d2", "double_opt_in", "confirm", "email", None),
