@@ -23,7 +23,15 @@ fn main() {
 
     let start = flowc::engine::time::parse_instant("2026-01-01T00:00:00Z").expect("start");
     let year = 365 * 86_400;
-    let events = ["product_viewed", "cart_abandoned", "order_completed", "order_shipped", "espresso_bought", "signed_up", "email_confirmed"];
+    let events = [
+        "product_viewed",
+        "cart_abandoned",
+        "order_completed",
+        "order_shipped",
+        "espresso_bought",
+        "signed_up",
+        "email_confirmed",
+    ];
     let mut records = Vec::with_capacity(contacts * (per_contact + 1));
     let mut seed: u64 = 42;
     let mut next = move || {
@@ -37,8 +45,19 @@ fn main() {
         let mut traits = Map::new();
         traits.insert("email".into(), json!(format!("{id}@example.com")));
         traits.insert("consent".into(), json!({"email": true, "push": c % 2 == 0}));
-        traits.insert("timezone".into(), json!(["Europe/Madrid", "America/New_York", "Asia/Tokyo", "UTC"][c % 4]));
-        traits.insert("birthday".into(), json!(format!("19{:02}-{:02}-{:02}", 50 + c % 50, 1 + c % 12, 1 + c % 28)));
+        traits.insert(
+            "timezone".into(),
+            json!(["Europe/Madrid", "America/New_York", "Asia/Tokyo", "UTC"][c % 4]),
+        );
+        traits.insert(
+            "birthday".into(),
+            json!(format!(
+                "19{:02}-{:02}-{:02}",
+                50 + c % 50,
+                1 + c % 12,
+                1 + c % 28
+            )),
+        );
         if c % 3 == 0 {
             traits.insert("push_token".into(), json!("tok"));
         }
@@ -74,12 +93,34 @@ fn main() {
     let total = records.len();
     let until = start + year + 86_400 * 30;
     let began = Instant::now();
-    let sim = simulate::run(&compiled, records, &SimulateOptions { until: Some(until), ..Default::default() });
+    let sim = simulate::run(
+        &compiled,
+        records,
+        &SimulateOptions {
+            until: Some(until),
+            ..Default::default()
+        },
+    );
     let elapsed = began.elapsed().as_secs_f64();
-    println!("contacts: {contacts}, records: {total}, flows: {}", compiled.flows.len());
-    println!("simulated a year in {elapsed:.2}s: {:.0} records/s (timers and ticks included)", total as f64 / elapsed);
-    println!("deliveries: {}, entries: {}, conversions: {}", sim.deliveries.len(), sim.entries.len(), sim.conversions.len());
-    let mut sizes: Vec<usize> = sim.store.states().map(|(_, s)| serde_json::to_vec(s).map_or(0, |v| v.len())).collect();
+    println!(
+        "contacts: {contacts}, records: {total}, flows: {}",
+        compiled.flows.len()
+    );
+    println!(
+        "simulated a year in {elapsed:.2}s: {:.0} records/s (timers and ticks included)",
+        total as f64 / elapsed
+    );
+    println!(
+        "deliveries: {}, entries: {}, conversions: {}",
+        sim.deliveries.len(),
+        sim.entries.len(),
+        sim.conversions.len()
+    );
+    let mut sizes: Vec<usize> = sim
+        .store
+        .states()
+        .map(|(_, s)| serde_json::to_vec(s).map_or(0, |v| v.len()))
+        .collect();
     sizes.sort_unstable();
     let sum: usize = sizes.iter().sum();
     println!(
@@ -92,9 +133,17 @@ fn main() {
     let waiting: Vec<usize> = sim
         .store
         .states()
-        .flat_map(|(_, s)| s.instances.iter().map(|i| serde_json::to_vec(i).map_or(0, |v| v.len())))
+        .flat_map(|(_, s)| {
+            s.instances
+                .iter()
+                .map(|i| serde_json::to_vec(i).map_or(0, |v| v.len()))
+        })
         .collect();
     if !waiting.is_empty() {
-        println!("waiting instances at the end: {}, mean {} B each (JSON)", waiting.len(), waiting.iter().sum::<usize>() / waiting.len());
+        println!(
+            "waiting instances at the end: {}, mean {} B each (JSON)",
+            waiting.len(),
+            waiting.iter().sum::<usize>() / waiting.len()
+        );
     }
 }

@@ -33,13 +33,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a project for errors and warnings
-    #[command(after_help = "Examples:\n  flowc check\n  flowc check shop/ --format json\n  flowc check --format github\n\nExit codes: 0 no errors (warnings allowed), 1 errors, 2 the command could not run.")]
+    #[command(
+        after_help = "Examples:\n  flowc check\n  flowc check shop/ --format json\n  flowc check --format github\n\nExit codes: 0 no errors (warnings allowed), 1 errors, 2 the command could not run."
+    )]
     Check(CheckArgs),
     /// Format `.flow` files in the canonical layout
-    #[command(after_help = "Examples:\n  flowc fmt                 # every .flow file under the current folder\n  flowc fmt flows/cart.flow\n  flowc fmt --check         # exit 1 if a file would change (for CI)")]
+    #[command(
+        after_help = "Examples:\n  flowc fmt                 # every .flow file under the current folder\n  flowc fmt flows/cart.flow\n  flowc fmt --check         # exit 1 if a file would change (for CI)"
+    )]
     Fmt(FmtArgs),
     /// Show who gets what and when, on a virtual clock, for a file of events
-    #[command(after_help = "Examples:\n  flowc simulate . --events events.jsonl\n  flowc simulate . --events events.jsonl --until 2026-04-01T00:00:00Z --trace")]
+    #[command(
+        after_help = "Examples:\n  flowc simulate . --events events.jsonl\n  flowc simulate . --events events.jsonl --until 2026-04-01T00:00:00Z --trace"
+    )]
     Simulate(SimulateArgs),
     /// Run the project's flow tests (tests/**/*.flowtest)
     #[command(after_help = "Examples:\n  flowc test\n  flowc test shop/")]
@@ -48,7 +54,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  flowc build --out build.json")]
     Build(BuildArgs),
     /// Draw one flow as a Mermaid or Graphviz diagram
-    #[command(after_help = "Examples:\n  flowc graph abandoned_cart\n  flowc graph welcome --format dot | dot -Tsvg > welcome.svg")]
+    #[command(
+        after_help = "Examples:\n  flowc graph abandoned_cart\n  flowc graph welcome --format dot | dot -Tsvg > welcome.svg"
+    )]
     Graph(GraphArgs),
     /// Create a working starter project
     #[command(after_help = "Examples:\n  flowc init my-shop && flowc test my-shop")]

@@ -38,7 +38,12 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: default_listen(), public_url: None, write_keys: Vec::new(), admin_key: None }
+        ServerConfig {
+            listen: default_listen(),
+            public_url: None,
+            write_keys: Vec::new(),
+            admin_key: None,
+        }
     }
 }
 
@@ -55,7 +60,9 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { path: default_store_path() }
+        StoreConfig {
+            path: default_store_path(),
+        }
     }
 }
 
@@ -98,7 +105,9 @@ pub struct DefaultsConfig {
 
 impl Default for DefaultsConfig {
     fn default() -> Self {
-        DefaultsConfig { timezone: default_timezone() }
+        DefaultsConfig {
+            timezone: default_timezone(),
+        }
     }
 }
 
@@ -109,7 +118,10 @@ fn default_timezone() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read `{path}`: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("`{path}` is not valid: {message}")]
     Invalid { path: String, message: String },
 }
@@ -122,9 +134,17 @@ impl Config {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(source) => return Err(ConfigError::Read { path: display, source }),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: display,
+                    source,
+                })
+            }
         };
-        let config = Config::parse(&text).map_err(|message| ConfigError::Invalid { path: display.clone(), message })?;
+        let config = Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: display.clone(),
+            message,
+        })?;
         Ok(config)
     }
 

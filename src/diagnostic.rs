@@ -34,7 +34,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: Code, file: impl Into<PathBuf>, span: Span, message: impl Into<String>) -> Self {
+    pub fn error(
+        code: Code,
+        file: impl Into<PathBuf>,
+        span: Span,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: code.default_severity(),
             code,
@@ -79,6 +84,7 @@ macro_rules! codes {
             pub fn summary(self) -> &'static str {
                 match self { $( Code::$variant => $summary, )* }
             }
+            #[allow(clippy::should_implement_trait)]
             pub fn from_str(code: &str) -> Option<Code> {
                 match code { $( $code => Some(Code::$variant), )* _ => None }
             }

@@ -84,9 +84,16 @@ pub fn parse_record(value: &Value, line: usize) -> Result<Option<Record>, Record
         Some("track") => RecordKind::Track,
         Some("page" | "screen" | "group" | "alias") => return Ok(None),
         Some(other) => {
-            return Err(fail(format!("unknown record type `{other}`; flowc reads `identify` and `track` records")))
+            return Err(fail(format!(
+                "unknown record type `{other}`; flowc reads `identify` and `track` records"
+            )))
         }
-        None => return Err(fail("`type` is missing; use `\"type\":\"identify\"` or `\"type\":\"track\"`".to_string())),
+        None => {
+            return Err(fail(
+                "`type` is missing; use `\"type\":\"identify\"` or `\"type\":\"track\"`"
+                    .to_string(),
+            ))
+        }
     };
     let contact = ["userId", "anonymousId"]
         .iter()
@@ -95,7 +102,9 @@ pub fn parse_record(value: &Value, line: usize) -> Result<Option<Record>, Record
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         })
-        .ok_or_else(|| fail("no `userId` or `anonymousId`; a record must name its contact".to_string()))?;
+        .ok_or_else(|| {
+            fail("no `userId` or `anonymousId`; a record must name its contact".to_string())
+        })?;
     let (time, nanos) = match object.get("timestamp") {
         None | Some(Value::Null) => {
             return Err(fail(
@@ -151,7 +160,17 @@ pub fn parse_record(value: &Value, line: usize) -> Result<Option<Record>, Record
             }
         }
     }
-    Ok(Some(Record { line, kind, contact, time, nanos, message_id, event, traits, properties }))
+    Ok(Some(Record {
+        line,
+        kind,
+        contact,
+        time,
+        nanos,
+        message_id,
+        event,
+        traits,
+        properties,
+    }))
 }
 
 /// Checks a `track` record against its event's schema: every required property present,
@@ -160,9 +179,14 @@ pub fn validate(record: &Record, schemas: &[EventSchema]) -> Result<(), RecordEr
     if record.kind != RecordKind::Track {
         return Ok(());
     }
-    let Some(schema) = schemas.iter().find(|s| s.event == record.event) else { return Ok(()) };
+    let Some(schema) = schemas.iter().find(|s| s.event == record.event) else {
+        return Ok(());
+    };
     for property in &schema.properties {
-        let fail = |reason: String| RecordError { line: record.line, reason };
+        let fail = |reason: String| RecordError {
+            line: record.line,
+            reason,
+        };
         match record.properties.get(&property.name) {
             None | Some(Value::Null) if property.optional => {}
             None | Some(Value::Null) => {
@@ -178,7 +202,9 @@ pub fn validate(record: &Record, schemas: &[EventSchema]) -> Result<(), RecordEr
                     PropertyType::String => value.is_string(),
                     PropertyType::Number => value.is_number(),
                     PropertyType::Bool => value.is_boolean(),
-                    PropertyType::Time => value.as_str().is_some_and(|s| DateTime::parse_from_rfc3339(s).is_ok()),
+                    PropertyType::Time => value
+                        .as_str()
+                        .is_some_and(|s| DateTime::parse_from_rfc3339(s).is_ok()),
                     PropertyType::List => value.is_array(),
                     PropertyType::Object => value.is_object(),
                 };
@@ -224,8 +250,14 @@ mod tests {
         let error = parse_jsonl(text).unwrap_err();
         assert_eq!(error.line, 2);
         assert!(error.reason.starts_with("not valid JSON"));
-        let missing = parse_jsonl("{\"type\":\"track\",\"userId\":\"c\",\"event\":\"x\"}").unwrap_err();
-        assert!(missing.to_string().contains("line 1: `timestamp` is missing"), "{missing}");
+        let missing =
+            parse_jsonl("{\"type\":\"track\",\"userId\":\"c\",\"event\":\"x\"}").unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("line 1: `timestamp` is missing"),
+            "{missing}"
+        );
         let bad_channel = parse_jsonl(
             "{\"type\":\"track\",\"userId\":\"c\",\"event\":\"unsubscribed\",\"timestamp\":\"2026-03-01T10:00:00Z\",\"properties\":{\"channel\":\"fax\"}}",
         )

@@ -10,12 +10,13 @@
 
 pub mod build;
 pub mod check;
-pub mod compile;
 pub mod cli;
+pub mod compile;
 pub mod config;
 pub mod diagnostic;
 pub mod engine;
 pub mod events;
+pub mod flowtest;
 pub mod fmt;
 pub mod project;
 pub mod simulate;

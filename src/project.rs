@@ -46,7 +46,10 @@ pub enum LoadError {
     #[error("`{path}` does not exist")]
     NotFound { path: String },
     #[error("cannot read `{path}`: {source}")]
-    Unreadable { path: String, source: std::io::Error },
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("`{path}` is not valid UTF-8 text (byte {offset}); save it as UTF-8")]
     NotUtf8 { path: String, offset: usize },
     #[error("`{path}` holds no `.flow` files; put flows in `{path}/flows/` or run `flowc init`")]
@@ -58,15 +61,24 @@ impl Project {
     pub fn load(path: &Path) -> Result<Project, LoadError> {
         let display = path.display().to_string();
         let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => LoadError::NotFound { path: display.clone() },
-            _ => LoadError::Unreadable { path: display.clone(), source },
+            std::io::ErrorKind::NotFound => LoadError::NotFound {
+                path: display.clone(),
+            },
+            _ => LoadError::Unreadable {
+                path: display.clone(),
+                source,
+            },
         })?;
         let (root, files) = if meta.is_file() {
             let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
             (root, vec![path.to_path_buf()])
         } else {
             let flows_dir = path.join("flows");
-            let search = if flows_dir.is_dir() { flows_dir } else { path.to_path_buf() };
+            let search = if flows_dir.is_dir() {
+                flows_dir
+            } else {
+                path.to_path_buf()
+            };
             (path.to_path_buf(), find_flow_files(&search)?)
         };
         if files.is_empty() {
@@ -74,9 +86,14 @@ impl Project {
         }
         let mut sources = Vec::new();
         for file in files {
-            let bytes = std::fs::read(&file)
-                .map_err(|source| LoadError::Unreadable { path: file.display().to_string(), source })?;
-            let relative = file.strip_prefix(&root).map(Path::to_path_buf).unwrap_or(file.clone());
+            let bytes = std::fs::read(&file).map_err(|source| LoadError::Unreadable {
+                path: file.display().to_string(),
+                source,
+            })?;
+            let relative = file
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or(file.clone());
             let text = String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
                 path: relative.display().to_string(),
                 offset: e.utf8_error().valid_up_to(),
@@ -88,7 +105,11 @@ impl Project {
 
     /// Builds a project from in-memory sources (path relative to `root`, text).
     pub fn from_sources(root: PathBuf, sources: Vec<(PathBuf, String)>) -> Project {
-        let mut project = Project { root, units: Vec::new(), diagnostics: Vec::new() };
+        let mut project = Project {
+            root,
+            units: Vec::new(),
+            diagnostics: Vec::new(),
+        };
         for (path, text) in sources {
             project.add_unit(path, text, Origin::Project);
         }
@@ -100,14 +121,20 @@ impl Project {
         let ast = match syntax::parse(&text) {
             Ok(file) => Some(file),
             Err(error) => {
-                let mut diagnostic = Diagnostic::error(Code::Syntax, path.clone(), error.span, error.message)
-                    .with_label(error.label);
+                let mut diagnostic =
+                    Diagnostic::error(Code::Syntax, path.clone(), error.span, error.message)
+                        .with_label(error.label);
                 diagnostic.help = error.help;
                 self.diagnostics.push(diagnostic);
                 None
             }
         };
-        self.units.push(SourceUnit { path, text, origin, ast });
+        self.units.push(SourceUnit {
+            path,
+            text,
+            origin,
+            ast,
+        });
     }
 
     /// Pulls in every stdlib module named by a `use`, transitively, once each.
@@ -115,13 +142,21 @@ impl Project {
         let mut index = 0;
         while index < self.units.len() {
             let uses: Vec<(PathBuf, ast::Use)> = match &self.units[index].ast {
-                Some(file) => file.uses.iter().map(|u| (self.units[index].path.clone(), u.clone())).collect(),
+                Some(file) => file
+                    .uses
+                    .iter()
+                    .map(|u| (self.units[index].path.clone(), u.clone()))
+                    .collect(),
                 None => Vec::new(),
             };
             for (from, use_) in uses {
                 let name = &use_.module.name;
                 let stdlib_path = PathBuf::from(format!("stdlib/{name}.flow"));
-                if self.units.iter().any(|u| u.origin == Origin::Stdlib && u.path == stdlib_path) {
+                if self
+                    .units
+                    .iter()
+                    .any(|u| u.origin == Origin::Stdlib && u.path == stdlib_path)
+                {
                     continue;
                 }
                 match stdlib::module(name) {
@@ -154,7 +189,11 @@ impl Project {
 
     /// Every parsed declaration with the unit it came from.
     pub fn items(&self) -> impl Iterator<Item = (&SourceUnit, &ast::Item)> {
-        self.units.iter().flat_map(|u| u.ast.iter().flat_map(move |f| f.items.iter().map(move |i| (u, i))))
+        self.units.iter().flat_map(|u| {
+            u.ast
+                .iter()
+                .flat_map(move |f| f.items.iter().map(move |i| (u, i)))
+        })
     }
 
     /// The shared namespace. Duplicates keep the first declaration (check reports the rest).
@@ -217,10 +256,17 @@ fn find_flow_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.map_err(|e| {
-            let path = e.path().map(|p| p.display().to_string()).unwrap_or_else(|| dir.display().to_string());
-            LoadError::Unreadable { path, source: e.into() }
+            let path = e
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| dir.display().to_string());
+            LoadError::Unreadable {
+                path,
+                source: e.into(),
+            }
         })?;
-        let is_flow = entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "flow");
+        let is_flow =
+            entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "flow");
         if is_flow {
             files.push(entry.into_path());
         }

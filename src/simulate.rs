@@ -46,9 +46,19 @@ pub struct Simulation {
 }
 
 /// Runs records (already parsed and validated) through the engine on a virtual clock.
-pub fn run(project: &CompiledProject, mut records: Vec<Record>, options: &SimulateOptions) -> Simulation {
+pub fn run(
+    project: &CompiledProject,
+    mut records: Vec<Record>,
+    options: &SimulateOptions,
+) -> Simulation {
     events::sort_for_replay(&mut records);
-    let engine = Engine::new(project, Options { trace: options.trace, capture_context: options.render });
+    let engine = Engine::new(
+        project,
+        Options {
+            trace: options.trace,
+            capture_context: options.render,
+        },
+    );
     let default_tz: Tz = project.default_timezone.parse().unwrap_or(chrono_tz::UTC);
     let mut store = MemoryStore::new();
     let mut out = Outcome::default();
@@ -61,17 +71,22 @@ pub fn run(project: &CompiledProject, mut records: Vec<Record>, options: &Simula
     for (index, flow) in project.flows.iter().enumerate() {
         for trigger in &flow.triggers {
             if let Trigger::Every { every, at, .. } = trigger {
-                schedules.push((time::first_tick(*every, *at, default_tz, start), FlowId(index as u16)));
+                schedules.push((
+                    time::first_tick(*every, *at, default_tz, start),
+                    FlowId(index as u16),
+                ));
             }
         }
     }
-    let progress = (options.progress && records.len() > 200_000 && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(records.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let progress = (options.progress && records.len() > 200_000 && std::io::stderr().is_terminal())
+        .then(|| {
+            let bar = indicatif::ProgressBar::new(records.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
 
     let mut next_record = 0;
     loop {
@@ -80,7 +95,11 @@ pub fn run(project: &CompiledProject, mut records: Vec<Record>, options: &Simula
             break;
         }
         let timer = store.next_due();
-        let tick = schedules.iter().enumerate().min_by_key(|(_, (t, flow))| (*t, *flow)).map(|(i, (t, _))| (*t, i));
+        let tick = schedules
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (t, flow))| (*t, *flow))
+            .map(|(i, (t, _))| (*t, i));
         // Records before timers before ticks at one instant.
         let mut candidates: Vec<(Instant, u8)> = Vec::new();
         if let Some(t) = record_at {
@@ -92,7 +111,9 @@ pub fn run(project: &CompiledProject, mut records: Vec<Record>, options: &Simula
         if let Some((t, _)) = tick {
             candidates.push((t, 2));
         }
-        let Some(&(at, kind)) = candidates.iter().min() else { break };
+        let Some(&(at, kind)) = candidates.iter().min() else {
+            break;
+        };
         if options.until.is_some_and(|u| at > u) {
             break;
         }
@@ -112,7 +133,10 @@ pub fn run(project: &CompiledProject, mut records: Vec<Record>, options: &Simula
                                 contact: record.contact.clone(),
                                 flow: None,
                                 kind: TraceKind::Step,
-                                text: format!("line {}: messageId `{id}` already applied, record ignored", record.line),
+                                text: format!(
+                                    "line {}: messageId `{id}` already applied, record ignored",
+                                    record.line
+                                ),
                             });
                         }
                         continue;
@@ -120,12 +144,20 @@ pub fn run(project: &CompiledProject, mut records: Vec<Record>, options: &Simula
                 }
                 sim.records_applied += 1;
                 let _ = store.update(&record.contact, |state| {
-                    engine.apply(&record.contact, state, Input::Record(record), record.time, &mut out)
+                    engine.apply(
+                        &record.contact,
+                        state,
+                        Input::Record(record),
+                        record.time,
+                        &mut out,
+                    )
                 });
             }
             1 => {
                 if let Some((t, contact)) = timer {
-                    let _ = store.update(&contact, |state| engine.apply(&contact, state, Input::Timers, t, &mut out));
+                    let _ = store.update(&contact, |state| {
+                        engine.apply(&contact, state, Input::Timers, t, &mut out)
+                    });
                 }
             }
             _ => {
@@ -141,13 +173,20 @@ pub fn run(project: &CompiledProject, mut records: Vec<Record>, options: &Simula
                         });
                     }
                     for contact in store.contacts() {
-                        let _ = store.update(&contact, |state| engine.apply(&contact, state, Input::Tick(flow), t, &mut out));
+                        let _ = store.update(&contact, |state| {
+                            engine.apply(&contact, state, Input::Tick(flow), t, &mut out)
+                        });
                     }
-                    let every = project.flows[flow.index()].triggers.iter().find_map(|tr| match tr {
-                        Trigger::Every { every, .. } => Some(*every),
-                        _ => None,
-                    });
-                    schedules[index].0 = every.map_or(Instant::MAX, |e| time::next_tick(e, default_tz, t));
+                    let every =
+                        project.flows[flow.index()]
+                            .triggers
+                            .iter()
+                            .find_map(|tr| match tr {
+                                Trigger::Every { every, .. } => Some(*every),
+                                _ => None,
+                            });
+                    schedules[index].0 =
+                        every.map_or(Instant::MAX, |e| time::next_tick(e, default_tz, t));
                 }
             }
         }
@@ -155,9 +194,19 @@ pub fn run(project: &CompiledProject, mut records: Vec<Record>, options: &Simula
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    let message_name = |d: &Delivery| project.messages.get(d.message.index()).map_or("", |m| m.name.as_str());
+    let message_name = |d: &Delivery| {
+        project
+            .messages
+            .get(d.message.index())
+            .map_or("", |m| m.name.as_str())
+    };
     out.deliveries.sort_by(|a, b| {
-        (a.time, &a.contact, a.flow, message_name(a)).cmp(&(b.time, &b.contact, b.flow, message_name(b)))
+        (a.time, &a.contact, a.flow, message_name(a)).cmp(&(
+            b.time,
+            &b.contact,
+            b.flow,
+            message_name(b),
+        ))
     });
     sim.deliveries = out.deliveries;
     sim.trace = out.trace;
@@ -169,7 +218,10 @@ pub fn run(project: &CompiledProject, mut records: Vec<Record>, options: &Simula
 
 /// One delivery as the RUNTIME.md 2 line (keys in order; `rendered` only with `--render`).
 pub fn delivery_line(project: &CompiledProject, delivery: &Delivery, render: bool) -> String {
-    let flow = project.flows.get(delivery.flow.index()).map_or("", |f| f.name.as_str());
+    let flow = project
+        .flows
+        .get(delivery.flow.index())
+        .map_or("", |f| f.name.as_str());
     let message = project.messages.get(delivery.message.index());
     let mut line = format!(
         "{{\"time\":\"{}\",\"contact\":{},\"flow\":{},\"message\":{},\"channel\":\"{}\",\"status\":\"{}\"",
@@ -188,8 +240,10 @@ pub fn delivery_line(project: &CompiledProject, delivery: &Delivery, render: boo
             let html = message.channel == crate::syntax::ast::Channel::Email;
             match crate::template::render_fields(&message.fields, context, html) {
                 Ok(fields) => {
-                    let map: serde_json::Map<String, serde_json::Value> =
-                        fields.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+                    let map: serde_json::Map<String, serde_json::Value> = fields
+                        .into_iter()
+                        .map(|(k, v)| (k, serde_json::Value::String(v)))
+                        .collect();
                     line.push_str(&format!(",\"rendered\":{}", serde_json::Value::Object(map)));
                 }
                 Err(e) => line.push_str(&format!(",\"render_error\":{}", json_string(&e))),
@@ -236,13 +290,18 @@ pub fn load_compiled(path: &std::path::Path) -> Result<CompiledProject, u8> {
         }
     };
     let diagnostics = crate::check::check(&project);
-    let errors: Vec<_> =
-        diagnostics.iter().filter(|d| d.severity == crate::diagnostic::Severity::Error).collect();
+    let errors: Vec<_> = diagnostics
+        .iter()
+        .filter(|d| d.severity == crate::diagnostic::Severity::Error)
+        .collect();
     if !errors.is_empty() {
         for d in &errors {
             eprintln!("{}", describe_diagnostic(&project, d));
         }
-        eprintln!("error: the project has {} error(s); run `flowc check` for details", errors.len());
+        eprintln!(
+            "error: the project has {} error(s); run `flowc check` for details",
+            errors.len()
+        );
         return Err(EXIT_ERRORS);
     }
     crate::compile::compile(&project, &config).map_err(|diagnostics| {
@@ -254,13 +313,23 @@ pub fn load_compiled(path: &std::path::Path) -> Result<CompiledProject, u8> {
 }
 
 /// A one-screen rendering of a diagnostic: `error[E0002]: ... --> file:line:column`.
-pub fn describe_diagnostic(project: &crate::project::Project, d: &crate::diagnostic::Diagnostic) -> String {
-    let (line, column) = project.unit(&d.file).map_or((0, 0), |u| crate::diagnostic::line_column(&u.text, d.span.start));
+pub fn describe_diagnostic(
+    project: &crate::project::Project,
+    d: &crate::diagnostic::Diagnostic,
+) -> String {
+    let (line, column) = project.unit(&d.file).map_or((0, 0), |u| {
+        crate::diagnostic::line_column(&u.text, d.span.start)
+    });
     let severity = match d.severity {
         crate::diagnostic::Severity::Error => "error",
         crate::diagnostic::Severity::Warning => "warning",
     };
-    let mut text = format!("{severity}[{}]: {}\n  --> {}:{line}:{column}", d.code, d.message, d.file.display());
+    let mut text = format!(
+        "{severity}[{}]: {}\n  --> {}:{line}:{column}",
+        d.code,
+        d.message,
+        d.file.display()
+    );
     if let Some(help) = &d.help {
         text.push_str(&format!("\n  = help: {help}"));
     }
@@ -293,17 +362,28 @@ pub fn command(args: &SimulateArgs) -> u8 {
     let records = match events::parse_jsonl(&text) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {}: {e}; nothing was simulated", args.events.display());
+            eprintln!(
+                "error: {}: {e}; nothing was simulated",
+                args.events.display()
+            );
             return EXIT_ERRORS;
         }
     };
     for record in &records {
         if let Err(e) = events::validate(record, &project.schemas) {
-            eprintln!("error: {}: {e}; nothing was simulated", args.events.display());
+            eprintln!(
+                "error: {}: {e}; nothing was simulated",
+                args.events.display()
+            );
             return EXIT_ERRORS;
         }
     }
-    let options = SimulateOptions { until, trace: args.trace, render: args.render, progress: true };
+    let options = SimulateOptions {
+        until,
+        trace: args.trace,
+        render: args.render,
+        progress: true,
+    };
     let sim = run(&project, records, &options);
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
@@ -321,7 +401,11 @@ pub fn command(args: &SimulateArgs) -> u8 {
             }
             let holdouts = sim.entries.iter().filter(|(f, h)| *f == id && *h).count();
             let converted = sim.conversions.iter().filter(|(f, _, _)| *f == id).count();
-            let _ = writeln!(err, "summary {}: {entered} entered ({holdouts} holdout), {converted} goal conversions", flow.name);
+            let _ = writeln!(
+                err,
+                "summary {}: {entered} entered ({holdouts} holdout), {converted} goal conversions",
+                flow.name
+            );
         }
     }
     let stdout = std::io::stdout();

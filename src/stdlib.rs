@@ -4,11 +4,12 @@
 //! Must not: parse or check them (the project loader does, like any other file).
 
 /// `(name, source)` of every stdlib module, sorted by name.
-pub const MODULES: &[(&str, &str)] = &[
-    ("consent", include_str!("../stdlib/consent.flow")),
-];
+pub const MODULES: &[(&str, &str)] = &[("consent", include_str!("../stdlib/consent.flow"))];
 
 /// The source of stdlib module `name`.
 pub fn module(name: &str) -> Option<&'static str> {
-    MODULES.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+    MODULES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
 }

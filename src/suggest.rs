@@ -20,7 +20,10 @@ mod tests {
 
     #[test]
     fn finds_typo() {
-        assert_eq!(closest("cart_remindr", ["cart_reminder", "welcome"]), Some("cart_reminder"));
+        assert_eq!(
+            closest("cart_remindr", ["cart_reminder", "welcome"]),
+            Some("cart_reminder")
+        );
     }
 
     #[test]

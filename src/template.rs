@@ -11,13 +11,27 @@ use serde_json::Value;
 
 /// Renders every field of a message with `context` (`{contact, trigger, event, flow, message}`).
 /// `html` fields (an email `body`) are HTML-escaped.
-pub fn render_fields(fields: &[(String, String)], context: &Value, html_body: bool) -> Result<Vec<(String, String)>, String> {
+pub fn render_fields(
+    fields: &[(String, String)],
+    context: &Value,
+    html_body: bool,
+) -> Result<Vec<(String, String)>, String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|name| if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None });
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
     let mut out = Vec::new();
     for (name, text) in fields {
-        let template_name = if html_body && name == "body" { format!("{name}.html") } else { name.clone() };
+        let template_name = if html_body && name == "body" {
+            format!("{name}.html")
+        } else {
+            name.clone()
+        };
         let rendered = env
             .template_from_named_str(&template_name, text)
             .and_then(|t| t.render(context))
@@ -42,7 +56,10 @@ mod tests {
     #[test]
     fn renders_and_escapes() {
         let fields = vec![
-            ("subject".to_string(), "Hi {{ contact.first_name }}".to_string()),
+            (
+                "subject".to_string(),
+                "Hi {{ contact.first_name }}".to_string(),
+            ),
             ("body".to_string(), "<p>{{ trigger.note }}</p>".to_string()),
         ];
         let ctx = serde_json::json!({"contact": {"first_name": "Ana"}, "trigger": {"note": "<b>"}});
@@ -53,7 +70,10 @@ mod tests {
 
     #[test]
     fn undefined_is_an_error() {
-        let fields = vec![("subject".to_string(), "Hi {{ contact.first_name }}".to_string())];
+        let fields = vec![(
+            "subject".to_string(),
+            "Hi {{ contact.first_name }}".to_string(),
+        )];
         let error = render_fields(&fields, &serde_json::json!({"contact": {}}), true).unwrap_err();
         assert!(error.contains("subject"), "{error}");
     }

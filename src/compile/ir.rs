@@ -220,7 +220,11 @@ pub enum Trigger {
     /// `when entering SEGMENT`
     Entering(SegmentId),
     /// `when every D [at HH:MM] for SEGMENT` (project default timezone)
-    Every { every: Dur, at: Option<u16>, segment: SegmentId },
+    Every {
+        every: Dur,
+        at: Option<u16>,
+        segment: SegmentId,
+    },
     /// `when anniversary of contact.FIELD [at HH:MM]` (contact's timezone)
     Anniversary { field: Vec<String>, at: u16 },
 }
@@ -259,16 +263,41 @@ pub enum StateKind {
     End,
     /// `stop`
     Stop,
-    Send { message: MessageId, next: StateId },
-    Wait { duration: Dur, next: StateId },
-    WaitUntil { minute_of_day: u16, next: StateId },
-    WaitFor { arms: Vec<WaitArm>, timeout: Dur, on_timeout: StateId },
+    Send {
+        message: MessageId,
+        next: StateId,
+    },
+    Wait {
+        duration: Dur,
+        next: StateId,
+    },
+    WaitUntil {
+        minute_of_day: u16,
+        next: StateId,
+    },
+    WaitFor {
+        arms: Vec<WaitArm>,
+        timeout: Dur,
+        on_timeout: StateId,
+    },
     /// `if`/`else if`/`else`: the first true condition wins.
-    Branch { conditions: Vec<(Expr, StateId)>, otherwise: StateId },
+    Branch {
+        conditions: Vec<(Expr, StateId)>,
+        otherwise: StateId,
+    },
     /// `split`: arm `i` is taken when the bucket (0..10000) is below `upper[i]`.
-    Split { arms: Vec<(u16, StateId)> },
-    Set { field: Vec<String>, value: Expr, next: StateId },
-    Unsubscribe { target: UnsubscribeTarget, next: StateId },
+    Split {
+        arms: Vec<(u16, StateId)>,
+    },
+    Set {
+        field: Vec<String>,
+        value: Expr,
+        next: StateId,
+    },
+    Unsubscribe {
+        target: UnsubscribeTarget,
+        next: StateId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,18 +331,42 @@ pub enum Expr {
     /// A time of day, minutes since midnight.
     Time(u16),
     List(Vec<Expr>),
-    Path { root: Root, fields: Vec<String> },
-    Exists { root: Root, fields: Vec<String> },
+    Path {
+        root: Root,
+        fields: Vec<String>,
+    },
+    Exists {
+        root: Root,
+        fields: Vec<String>,
+    },
     Segment(SegmentId),
     CanReceive(Channel),
-    Count { event: EventId, filter: Option<Box<Expr>>, within: Option<Dur> },
-    Sum { event: EventId, property: Vec<String>, within: Option<Dur> },
-    Last { event: EventId, property: Vec<String> },
+    Count {
+        event: EventId,
+        filter: Option<Box<Expr>>,
+        within: Option<Dur>,
+    },
+    Sum {
+        event: EventId,
+        property: Vec<String>,
+        within: Option<Dur>,
+    },
+    Last {
+        event: EventId,
+        property: Vec<String>,
+    },
     Since(EventId),
     Not(Box<Expr>),
     Neg(Box<Expr>),
-    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
-    In { needle: Box<Expr>, list: Box<Expr> },
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    In {
+        needle: Box<Expr>,
+        list: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,12 +387,20 @@ pub enum BinOp {
 
 impl CompiledProject {
     pub fn event_id(&self, name: &str) -> Option<EventId> {
-        self.events.binary_search_by(|e| e.as_str().cmp(name)).ok().and_then(|i| u16::try_from(i).ok()).map(EventId)
+        self.events
+            .binary_search_by(|e| e.as_str().cmp(name))
+            .ok()
+            .and_then(|i| u16::try_from(i).ok())
+            .map(EventId)
     }
     pub fn event_name(&self, id: EventId) -> &str {
         self.events.get(id.index()).map_or("?", String::as_str)
     }
     pub fn flow_id(&self, name: &str) -> Option<FlowId> {
-        self.flows.iter().position(|f| f.name == name).and_then(|i| u16::try_from(i).ok()).map(FlowId)
+        self.flows
+            .iter()
+            .position(|f| f.name == name)
+            .and_then(|i| u16::try_from(i).ok())
+            .map(FlowId)
     }
 }

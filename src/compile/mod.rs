@@ -48,7 +48,11 @@ pub fn compile(project: &Project, config: &Config) -> Result<CompiledProject, Ve
                 properties: decl
                     .properties
                     .iter()
-                    .map(|p| PropertySchema { name: p.name.name.clone(), ty: p.ty, optional: p.optional })
+                    .map(|p| PropertySchema {
+                        name: p.name.name.clone(),
+                        ty: p.ty,
+                        optional: p.optional,
+                    })
                     .collect(),
             });
         }
@@ -59,7 +63,12 @@ pub fn compile(project: &Project, config: &Config) -> Result<CompiledProject, Ve
             for line in &decl.lines {
                 match &line.kind {
                     ast::PolicyKind::QuietHours(q) => policy.quiet_hours = Some(quiet_window(q)),
-                    ast::PolicyKind::Limit { channel, count, per, .. } => policy.limits.push(Limit {
+                    ast::PolicyKind::Limit {
+                        channel,
+                        count,
+                        per,
+                        ..
+                    } => policy.limits.push(Limit {
                         channel: *channel,
                         count: *count,
                         per: Dur::from_literal(per.amount, per.unit),
@@ -75,7 +84,9 @@ pub fn compile(project: &Project, config: &Config) -> Result<CompiledProject, Ve
                 let scope = Scope::default();
                 lowering.lower_flow(name, &decl.body, declared.unit, decl.span, &scope, &policy)
             }
-            ast::Item::FlowInstance(decl) => lowering.lower_instance(name, decl, declared.unit, &policy),
+            ast::Item::FlowInstance(decl) => {
+                lowering.lower_instance(name, decl, declared.unit, &policy)
+            }
             _ => None,
         };
         flows.extend(flow);
@@ -132,7 +143,10 @@ fn flow_hash(flow: &CompiledFlow) -> String {
 }
 
 fn quiet_window(q: &ast::QuietHours) -> QuietWindow {
-    QuietWindow { start: minute_of_day(q.start), end: minute_of_day(q.end) }
+    QuietWindow {
+        start: minute_of_day(q.start),
+        end: minute_of_day(q.end),
+    }
 }
 
 fn minute_of_day(t: ast::TimeOfDay) -> u16 {
@@ -185,13 +199,21 @@ struct Here<'p> {
 impl Here<'_> {
     fn loc(&self, span: Span) -> SourceLoc {
         let (line, _) = line_column(&self.unit.text, span.start);
-        SourceLoc { file: self.unit.path.display().to_string(), line: u32::try_from(line).unwrap_or(u32::MAX) }
+        SourceLoc {
+            file: self.unit.path.display().to_string(),
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+        }
     }
 }
 
 impl<'p> Lowering<'p, '_> {
     fn error(&mut self, here: Here<'_>, code: Code, span: Span, message: String) {
-        self.diagnostics.push(Diagnostic::error(code, here.unit.path.clone(), span, message));
+        self.diagnostics.push(Diagnostic::error(
+            code,
+            here.unit.path.clone(),
+            span,
+            message,
+        ));
     }
 
     fn intern_event(&mut self, name: &str) -> EventId {
@@ -212,18 +234,20 @@ impl<'p> Lowering<'p, '_> {
             let text = match &field.value {
                 ast::FieldValue::Text(s) => s.value.clone(),
                 ast::FieldValue::Bool { value, .. } => value.to_string(),
-                ast::FieldValue::File(path) => match std::fs::read_to_string(self.project.root.join(&path.value)) {
-                    Ok(text) => text,
-                    Err(e) => {
-                        self.error(
-                            here,
-                            Code::FileNotFound,
-                            path.span,
-                            format!("cannot read `{}` for message `{name}`: {e}", path.value),
-                        );
-                        String::new()
+                ast::FieldValue::File(path) => {
+                    match std::fs::read_to_string(self.project.root.join(&path.value)) {
+                        Ok(text) => text,
+                        Err(e) => {
+                            self.error(
+                                here,
+                                Code::FileNotFound,
+                                path.span,
+                                format!("cannot read `{}` for message `{name}`: {e}", path.value),
+                            );
+                            String::new()
+                        }
                     }
-                },
+                }
             };
             fields.push((field.name.name.clone(), text));
         }
@@ -254,9 +278,24 @@ impl<'p> Lowering<'p, '_> {
             );
             return None;
         };
-        let ast::Item::FlowTemplate(template) = declared.item else { return None };
-        let scope = self.bind_arguments(here, &template.params, &decl.args, decl.args_span, &Scope::default())?;
-        self.lower_flow(name, &template.body, declared.unit, decl.span, &scope, policy)
+        let ast::Item::FlowTemplate(template) = declared.item else {
+            return None;
+        };
+        let scope = self.bind_arguments(
+            here,
+            &template.params,
+            &decl.args,
+            decl.args_span,
+            &Scope::default(),
+        )?;
+        self.lower_flow(
+            name,
+            &template.body,
+            declared.unit,
+            decl.span,
+            &scope,
+            policy,
+        )
     }
 
     /// Binds call arguments (named or positional) to parameters, lowering values in `outer`.
@@ -275,7 +314,12 @@ impl<'p> Lowering<'p, '_> {
                 .find(|a| a.name.as_ref().is_some_and(|n| n.name == param.name.name))
                 .or_else(|| args.get(position).filter(|a| a.name.is_none()));
             let Some(arg) = arg else {
-                self.error(here, Code::WrongArguments, span, format!("missing argument `{}`", param.name.name));
+                self.error(
+                    here,
+                    Code::WrongArguments,
+                    span,
+                    format!("missing argument `{}`", param.name.name),
+                );
                 return None;
             };
             let binding = match &arg.value.kind {
@@ -322,14 +366,18 @@ impl<'p> Lowering<'p, '_> {
             trigger_keys: None,
             event_keys: None,
             entry: StateId(0),
-            states: vec![State { kind: StateKind::End, source: here.loc(body.span) }],
+            states: vec![State {
+                kind: StateKind::End,
+                source: here.loc(body.span),
+            }],
         };
         for line in &body.header {
             match &line.kind {
                 ast::HeaderKind::WhenEvent { event, filter } => {
                     let event = self.intern_event(scope.name(event));
                     let filter = filter.as_ref().map(|f| self.lower_expr(here, f, scope));
-                    flow.triggers.push(Trigger::Event(EventMatch { event, filter }));
+                    flow.triggers
+                        .push(Trigger::Event(EventMatch { event, filter }));
                 }
                 ast::HeaderKind::WhenEntering { segment } => {
                     let id = self.segment_ref(here, segment, scope)?;
@@ -338,7 +386,11 @@ impl<'p> Lowering<'p, '_> {
                 ast::HeaderKind::WhenEvery { every, at, segment } => {
                     let every = self.duration(here, every, scope)?;
                     let segment = self.segment_ref(here, segment, scope)?;
-                    flow.triggers.push(Trigger::Every { every, at: at.map(minute_of_day), segment });
+                    flow.triggers.push(Trigger::Every {
+                        every,
+                        at: at.map(minute_of_day),
+                        segment,
+                    });
                 }
                 ast::HeaderKind::WhenAnniversary { field, at } => {
                     if field.root.name != "contact" {
@@ -355,7 +407,9 @@ impl<'p> Lowering<'p, '_> {
                         at: at.map_or(0, minute_of_day),
                     });
                 }
-                ast::HeaderKind::OnlyIf(expr) => flow.only_if = Some(self.lower_expr(here, expr, scope)),
+                ast::HeaderKind::OnlyIf(expr) => {
+                    flow.only_if = Some(self.lower_expr(here, expr, scope))
+                }
                 ast::HeaderKind::Reentry(reentry) => {
                     flow.reentry = match reentry {
                         ast::Reentry::Never => Reentry::Never,
@@ -373,19 +427,33 @@ impl<'p> Lowering<'p, '_> {
                     flow.exit_if.push(expr);
                 }
                 ast::HeaderKind::QuietHours(q) => flow.quiet_hours = Some(quiet_window(q)),
-                ast::HeaderKind::Goal { event, filter, within } => {
+                ast::HeaderKind::Goal {
+                    event,
+                    filter,
+                    within,
+                } => {
                     let event = self.intern_event(scope.name(event));
                     let filter = filter.as_ref().map(|f| self.lower_expr(here, f, scope));
                     let within = self.duration(here, within, scope)?;
-                    flow.goal = Some(Goal { event, filter, within });
+                    flow.goal = Some(Goal {
+                        event,
+                        filter,
+                        within,
+                    });
                 }
                 ast::HeaderKind::Holdout(p) => {
-                    flow.holdout_basis_points = (p.value * 100.0).round().clamp(0.0, 10_000.0) as u16;
+                    flow.holdout_basis_points =
+                        (p.value * 100.0).round().clamp(0.0, 10_000.0) as u16;
                 }
             }
         }
         if flow.triggers.is_empty() {
-            self.error(here, Code::FlowWithoutTrigger, span, format!("flow `{name}` has no `when` line"));
+            self.error(
+                here,
+                Code::FlowWithoutTrigger,
+                span,
+                format!("flow `{name}` has no `when` line"),
+            );
             return None;
         }
         let end = StateId(0);
@@ -393,12 +461,26 @@ impl<'p> Lowering<'p, '_> {
         Some(flow)
     }
 
-    fn push_state(&mut self, here: Here<'_>, states: &mut Vec<State>, kind: StateKind, span: Span) -> Option<StateId> {
+    fn push_state(
+        &mut self,
+        here: Here<'_>,
+        states: &mut Vec<State>,
+        kind: StateKind,
+        span: Span,
+    ) -> Option<StateId> {
         let Ok(id) = u16::try_from(states.len()) else {
-            self.error(here, Code::BadValue, span, "this flow has more than 65535 steps".to_string());
+            self.error(
+                here,
+                Code::BadValue,
+                span,
+                "this flow has more than 65535 steps".to_string(),
+            );
             return None;
         };
-        states.push(State { kind, source: here.loc(span) });
+        states.push(State {
+            kind,
+            source: here.loc(span),
+        });
         Some(StateId(id))
     }
 
@@ -417,13 +499,24 @@ impl<'p> Lowering<'p, '_> {
                 ast::StepKind::Send { message } => {
                     let name = scope.name(message);
                     let Some(id) = self.message_index.get(name).copied() else {
-                        self.error(here, Code::UnknownMessage, message.span, format!("unknown message `{name}`"));
+                        self.error(
+                            here,
+                            Code::UnknownMessage,
+                            message.span,
+                            format!("unknown message `{name}`"),
+                        );
                         return None;
                     };
                     StateKind::Send { message: id, next }
                 }
-                ast::StepKind::Wait { duration } => StateKind::Wait { duration: self.duration(here, duration, scope)?, next },
-                ast::StepKind::WaitUntil { time } => StateKind::WaitUntil { minute_of_day: minute_of_day(*time), next },
+                ast::StepKind::Wait { duration } => StateKind::Wait {
+                    duration: self.duration(here, duration, scope)?,
+                    next,
+                },
+                ast::StepKind::WaitUntil { time } => StateKind::WaitUntil {
+                    minute_of_day: minute_of_day(*time),
+                    next,
+                },
                 ast::StepKind::WaitFor(wait) => {
                     let timeout = self.duration(here, &wait.timeout, scope)?;
                     let on_timeout = match &wait.otherwise {
@@ -431,29 +524,53 @@ impl<'p> Lowering<'p, '_> {
                         None => next,
                     };
                     let received = match &wait.body {
-                        ast::WaitForBody::Received(block) => Some(self.lower_block(here, &block.steps, next, scope, states)?),
+                        ast::WaitForBody::Received(block) => {
+                            Some(self.lower_block(here, &block.steps, next, scope, states)?)
+                        }
                         _ => None,
                     };
                     let mut arms = Vec::new();
                     for matcher in &wait.events {
                         let event_name = scope.name(&matcher.event).to_string();
                         let event = self.intern_event(&event_name);
-                        let filter = matcher.filter.as_ref().map(|f| self.lower_expr(here, f, scope));
+                        let filter = matcher
+                            .filter
+                            .as_ref()
+                            .map(|f| self.lower_expr(here, f, scope));
                         let arm_next = match &wait.body {
                             ast::WaitForBody::None => next,
                             ast::WaitForBody::Received(_) => received.unwrap_or(next),
                             ast::WaitForBody::Arms(on_arms) => {
-                                match on_arms.iter().find(|a| normalize_event_name(scope.name(&a.event)) == self.events[event.index()]) {
-                                    Some(arm) => self.lower_block(here, &arm.block.steps, next, scope, states)?,
+                                match on_arms.iter().find(|a| {
+                                    normalize_event_name(scope.name(&a.event))
+                                        == self.events[event.index()]
+                                }) {
+                                    Some(arm) => self.lower_block(
+                                        here,
+                                        &arm.block.steps,
+                                        next,
+                                        scope,
+                                        states,
+                                    )?,
                                     None => next,
                                 }
                             }
                         };
-                        arms.push(WaitArm { event: EventMatch { event, filter }, next: arm_next });
+                        arms.push(WaitArm {
+                            event: EventMatch { event, filter },
+                            next: arm_next,
+                        });
                     }
-                    StateKind::WaitFor { arms, timeout, on_timeout }
+                    StateKind::WaitFor {
+                        arms,
+                        timeout,
+                        on_timeout,
+                    }
                 }
-                ast::StepKind::If { branches, otherwise } => {
+                ast::StepKind::If {
+                    branches,
+                    otherwise,
+                } => {
                     let otherwise = match otherwise {
                         Some(block) => self.lower_block(here, &block.steps, next, scope, states)?,
                         None => next,
@@ -461,17 +578,22 @@ impl<'p> Lowering<'p, '_> {
                     let mut conditions = Vec::new();
                     for branch in branches {
                         let condition = self.lower_expr(here, &branch.condition, scope);
-                        let target = self.lower_block(here, &branch.block.steps, next, scope, states)?;
+                        let target =
+                            self.lower_block(here, &branch.block.steps, next, scope, states)?;
                         conditions.push((condition, target));
                     }
-                    StateKind::Branch { conditions, otherwise }
+                    StateKind::Branch {
+                        conditions,
+                        otherwise,
+                    }
                 }
                 ast::StepKind::Split { arms } => {
                     let mut upper = 0.0;
                     let mut lowered = Vec::new();
                     for arm in arms {
                         upper += arm.share.value;
-                        let target = self.lower_block(here, &arm.block.steps, next, scope, states)?;
+                        let target =
+                            self.lower_block(here, &arm.block.steps, next, scope, states)?;
                         lowered.push(((upper * 100.0).round().clamp(0.0, 10_000.0) as u16, target));
                     }
                     if let Some(last) = lowered.last_mut() {
@@ -481,7 +603,12 @@ impl<'p> Lowering<'p, '_> {
                 }
                 ast::StepKind::Set { field, value } => {
                     if field.root.name != "contact" || field.fields.is_empty() {
-                        self.error(here, Code::UnknownPathRoot, field.span, "`set` changes a `contact.` field".to_string());
+                        self.error(
+                            here,
+                            Code::UnknownPathRoot,
+                            field.span,
+                            "`set` changes a `contact.` field".to_string(),
+                        );
                         return None;
                     }
                     StateKind::Set {
@@ -522,7 +649,12 @@ impl<'p> Lowering<'p, '_> {
         }
     }
 
-    fn segment_ref(&mut self, here: Here<'_>, segment: &ast::SegmentRef, scope: &Scope) -> Option<SegmentId> {
+    fn segment_ref(
+        &mut self,
+        here: Here<'_>,
+        segment: &ast::SegmentRef,
+        scope: &Scope,
+    ) -> Option<SegmentId> {
         let name = scope.name(&segment.name).to_string();
         self.segment_instance(here, &name, &segment.args, segment.span, scope)
     }
@@ -537,10 +669,17 @@ impl<'p> Lowering<'p, '_> {
         scope: &Scope,
     ) -> Option<SegmentId> {
         let Some(declared) = self.symbols.segments.get(name).copied() else {
-            self.error(here, Code::UnknownSegment, span, format!("unknown segment `{name}`"));
+            self.error(
+                here,
+                Code::UnknownSegment,
+                span,
+                format!("unknown segment `{name}`"),
+            );
             return None;
         };
-        let ast::Item::Segment(decl) = declared.item else { return None };
+        let ast::Item::Segment(decl) = declared.item else {
+            return None;
+        };
         let inner = self.bind_arguments(here, &decl.params, args, span, scope)?;
         let mut shown = Vec::new();
         for param in &decl.params {
@@ -550,20 +689,35 @@ impl<'p> Lowering<'p, '_> {
                 None => "?".to_string(),
             });
         }
-        let key = if shown.is_empty() { name.to_string() } else { format!("{name}({})", shown.join(", ")) };
+        let key = if shown.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}({})", shown.join(", "))
+        };
         if let Some(id) = self.segment_index.get(&key) {
             return Some(*id);
         }
         if self.segment_stack.contains(&key) {
-            self.error(here, Code::SegmentCycle, span, format!("segment `{name}` refers to itself"));
+            self.error(
+                here,
+                Code::SegmentCycle,
+                span,
+                format!("segment `{name}` refers to itself"),
+            );
             return None;
         }
         self.segment_stack.push(key.clone());
-        let segment_here = Here { unit: declared.unit };
+        let segment_here = Here {
+            unit: declared.unit,
+        };
         let expr = self.lower_expr(segment_here, &decl.body, &inner);
         self.segment_stack.pop();
         let id = SegmentId(u16::try_from(self.segments.len()).unwrap_or(u16::MAX));
-        self.segments.push(CompiledSegment { name: key.clone(), expr, source: segment_here.loc(decl.span) });
+        self.segments.push(CompiledSegment {
+            name: key.clone(),
+            expr,
+            source: segment_here.loc(decl.span),
+        });
         self.segment_index.insert(key, id);
         Some(id)
     }
@@ -578,42 +732,70 @@ impl<'p> Lowering<'p, '_> {
             K::Duration(d) => Expr::Duration(Dur::from_literal(d.amount, d.unit)),
             K::Percent(p) => Expr::Number(*p),
             K::Time(t) => Expr::Time(minute_of_day(*t)),
-            K::List(items) => Expr::List(items.iter().map(|e| self.lower_expr(here, e, scope)).collect()),
+            K::List(items) => Expr::List(
+                items
+                    .iter()
+                    .map(|e| self.lower_expr(here, e, scope))
+                    .collect(),
+            ),
             K::Path(path) => match root(&path.root.name) {
-                Some(root) => Expr::Path { root, fields: path.fields.iter().map(|f| f.name.clone()).collect() },
+                Some(root) => Expr::Path {
+                    root,
+                    fields: path.fields.iter().map(|f| f.name.clone()).collect(),
+                },
                 None => {
                     self.error(
                         here,
                         Code::UnknownPathRoot,
                         path.span,
-                        format!("a path starts with `contact`, `trigger` or `event`, not `{}`", path.root.name),
+                        format!(
+                            "a path starts with `contact`, `trigger` or `event`, not `{}`",
+                            path.root.name
+                        ),
                     );
                     Expr::Null
                 }
             },
             K::Exists(path) => match root(&path.root.name) {
-                Some(root) => Expr::Exists { root, fields: path.fields.iter().map(|f| f.name.clone()).collect() },
+                Some(root) => Expr::Exists {
+                    root,
+                    fields: path.fields.iter().map(|f| f.name.clone()).collect(),
+                },
                 None => Expr::Null,
             },
             K::Name(ident) => match scope.bindings.get(&ident.name) {
                 Some(Binding::Value(v)) => v.clone(),
                 Some(Binding::Name(n)) => {
                     let n = n.clone();
-                    self.segment_instance(here, &n, &[], ident.span, &Scope::default()).map_or(Expr::Null, Expr::Segment)
+                    self.segment_instance(here, &n, &[], ident.span, &Scope::default())
+                        .map_or(Expr::Null, Expr::Segment)
                 }
-                None => self.segment_instance(here, &ident.name, &[], ident.span, scope).map_or(Expr::Null, Expr::Segment),
+                None => self
+                    .segment_instance(here, &ident.name, &[], ident.span, scope)
+                    .map_or(Expr::Null, Expr::Segment),
             },
             K::SegmentCall { name, args } => {
                 let n = scope.name(name).to_string();
-                self.segment_instance(here, &n, args, expr.span, scope).map_or(Expr::Null, Expr::Segment)
+                self.segment_instance(here, &n, args, expr.span, scope)
+                    .map_or(Expr::Null, Expr::Segment)
             }
             K::CanReceive { channel, .. } => Expr::CanReceive(*channel),
-            K::Count { event, filter, within } => Expr::Count {
+            K::Count {
+                event,
+                filter,
+                within,
+            } => Expr::Count {
                 event: self.intern_event(scope.name(event)),
-                filter: filter.as_ref().map(|f| Box::new(self.lower_expr(here, f, scope))),
+                filter: filter
+                    .as_ref()
+                    .map(|f| Box::new(self.lower_expr(here, f, scope))),
                 within: within.as_ref().and_then(|d| self.duration(here, d, scope)),
             },
-            K::Sum { event, property, within } => Expr::Sum {
+            K::Sum {
+                event,
+                property,
+                within,
+            } => Expr::Sum {
                 event: self.intern_event(scope.name(event)),
                 property: property.iter().map(|p| p.name.clone()).collect(),
                 within: within.as_ref().and_then(|d| self.duration(here, d, scope)),
@@ -679,35 +861,60 @@ fn show_literal(e: &Expr) -> String {
 
 /// Walks every expression of the project and records, per event, what history is needed.
 fn history_needs(project: &CompiledProject) -> Vec<HistoryNeed> {
-    let mut needs = vec![HistoryNeed { last_only: true, ..HistoryNeed::default() }; project.events.len()];
+    let mut needs = vec![
+        HistoryNeed {
+            last_only: true,
+            ..HistoryNeed::default()
+        };
+        project.events.len()
+    ];
     let mut all_needed = vec![false; project.events.len()];
     let mut visit = |expr: &Expr| {
         walk(expr, &mut |e| {
             let (event, window, property, whole) = match e {
-                Expr::Count { event, within, filter } => {
+                Expr::Count {
+                    event,
+                    within,
+                    filter,
+                } => {
                     let mut props = Vec::new();
                     if let Some(f) = filter {
                         walk(f, &mut |inner| match inner {
-                            Expr::Path { root: Root::Event, fields } | Expr::Exists { root: Root::Event, fields } => {
-                                props.push(fields.clone())
+                            Expr::Path {
+                                root: Root::Event,
+                                fields,
                             }
+                            | Expr::Exists {
+                                root: Root::Event,
+                                fields,
+                            } => props.push(fields.clone()),
                             _ => {}
                         });
                     }
                     (*event, Some(*within), props, true)
                 }
-                Expr::Sum { event, property, within } => (*event, Some(*within), vec![property.clone()], true),
+                Expr::Sum {
+                    event,
+                    property,
+                    within,
+                } => (*event, Some(*within), vec![property.clone()], true),
                 Expr::Last { event, property } => (*event, None, vec![property.clone()], false),
                 Expr::Since(event) => (*event, None, Vec::new(), false),
                 _ => return,
             };
-            let Some(need) = needs.get_mut(event.index()) else { return };
+            let Some(need) = needs.get_mut(event.index()) else {
+                return;
+            };
             let first_whole = whole && !all_needed[event.index()];
             need.keep = true;
             if whole {
                 need.last_only = false;
                 let horizon = window.flatten().map(|d| d.max_seconds());
-                need.horizon = if first_whole { horizon } else { need.horizon.zip(horizon).map(|(a, b)| a.max(b)) };
+                need.horizon = if first_whole {
+                    horizon
+                } else {
+                    need.horizon.zip(horizon).map(|(a, b)| a.max(b))
+                };
                 all_needed[event.index()] = true;
             }
             for p in property {
@@ -730,7 +937,10 @@ fn history_needs(project: &CompiledProject) -> Vec<HistoryNeed> {
 /// entry: `trigger.x`/`event.x` in its exit and wait filters, conditions, `set` values and the
 /// templates of the messages it sends. `None` when a template uses `trigger`/`event` in a way
 /// this scan cannot follow (then everything is kept).
-fn kept_properties(flow: &CompiledFlow, messages: &[CompiledMessage]) -> (Option<Vec<String>>, Option<Vec<String>>) {
+fn kept_properties(
+    flow: &CompiledFlow,
+    messages: &[CompiledMessage],
+) -> (Option<Vec<String>>, Option<Vec<String>>) {
     let mut trigger = Some(Vec::new());
     let mut event = Some(Vec::new());
     let add = |set: &mut Option<Vec<String>>, key: &str| {
@@ -754,12 +964,21 @@ fn kept_properties(flow: &CompiledFlow, messages: &[CompiledMessage]) -> (Option
                     }
                 }
                 Expr::List(items) => stack.extend(items),
-                Expr::Count { filter: Some(f), .. } => {
+                Expr::Count {
+                    filter: Some(f), ..
+                } => {
                     // `event.` inside a count filter is the counted occurrence.
                     let mut inner = vec![&**f];
                     while let Some(x) = inner.pop() {
                         match x {
-                            Expr::Path { root: Root::Trigger, fields } | Expr::Exists { root: Root::Trigger, fields } => {
+                            Expr::Path {
+                                root: Root::Trigger,
+                                fields,
+                            }
+                            | Expr::Exists {
+                                root: Root::Trigger,
+                                fields,
+                            } => {
                                 if let Some(first) = fields.first() {
                                     add(&mut trigger, first);
                                 }
@@ -789,8 +1008,13 @@ fn kept_properties(flow: &CompiledFlow, messages: &[CompiledMessage]) -> (Option
     }
     for state in &flow.states {
         match &state.kind {
-            StateKind::WaitFor { arms, .. } => arms.iter().filter_map(|a| a.event.filter.as_ref()).for_each(|f| visit(f, false)),
-            StateKind::Branch { conditions, .. } => conditions.iter().for_each(|(c, _)| visit(c, true)),
+            StateKind::WaitFor { arms, .. } => arms
+                .iter()
+                .filter_map(|a| a.event.filter.as_ref())
+                .for_each(|f| visit(f, false)),
+            StateKind::Branch { conditions, .. } => {
+                conditions.iter().for_each(|(c, _)| visit(c, true))
+            }
             StateKind::Set { value, .. } => visit(value, true),
             _ => {}
         }
@@ -824,7 +1048,10 @@ fn scan_template(text: &str, root: &str, keys: &mut Option<Vec<String>>) {
             continue;
         }
         if bytes.get(end) == Some(&b'.') {
-            let name: String = text[end + 1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let name: String = text[end + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
             if !name.is_empty() {
                 if let Some(k) = keys {
                     if !k.contains(&name) {
@@ -847,14 +1074,20 @@ pub fn for_each_expr(flow: &CompiledFlow, f: &mut impl FnMut(&Expr)) {
         }
     }
     flow.only_if.iter().for_each(&mut *f);
-    flow.exit_on.iter().filter_map(|m| m.filter.as_ref()).for_each(&mut *f);
+    flow.exit_on
+        .iter()
+        .filter_map(|m| m.filter.as_ref())
+        .for_each(&mut *f);
     flow.exit_if.iter().for_each(&mut *f);
     if let Some(goal) = &flow.goal {
         goal.filter.iter().for_each(&mut *f);
     }
     for state in &flow.states {
         match &state.kind {
-            StateKind::WaitFor { arms, .. } => arms.iter().filter_map(|a| a.event.filter.as_ref()).for_each(&mut *f),
+            StateKind::WaitFor { arms, .. } => arms
+                .iter()
+                .filter_map(|a| a.event.filter.as_ref())
+                .for_each(&mut *f),
             StateKind::Branch { conditions, .. } => conditions.iter().for_each(|(c, _)| f(c)),
             StateKind::Set { value, .. } => f(value),
             _ => {}
@@ -867,7 +1100,10 @@ pub fn walk(expr: &Expr, f: &mut impl FnMut(&Expr)) {
     f(expr);
     match expr {
         Expr::List(items) => items.iter().for_each(|e| walk(e, f)),
-        Expr::Count { filter: Some(filter), .. } => walk(filter, f),
+        Expr::Count {
+            filter: Some(filter),
+            ..
+        } => walk(filter, f),
         Expr::Not(e) | Expr::Neg(e) => walk(e, f),
         Expr::Binary { lhs, rhs, .. } => {
             walk(lhs, f);
@@ -889,16 +1125,30 @@ mod tests {
     fn event_names_are_normalised() {
         assert_eq!(normalize_event_name("Order Completed"), "order_completed");
         assert_eq!(normalize_event_name("order_completed"), "order_completed");
-        assert_eq!(normalize_event_name("  Cart -- Abandoned!! "), "cart_abandoned");
+        assert_eq!(
+            normalize_event_name("  Cart -- Abandoned!! "),
+            "cart_abandoned"
+        );
         assert_eq!(normalize_event_name("Email.Opened"), "email_opened");
     }
 
     #[test]
     fn template_scan_finds_trigger_properties() {
         let mut keys = Some(Vec::new());
-        scan_template("Order {{ trigger.order_id }} for {{ contact.name }} {{trigger.total|round}}", "trigger", &mut keys);
-        assert_eq!(keys, Some(vec!["order_id".to_string(), "total".to_string()]));
-        scan_template("{{ my_trigger.x }} {{ event.trigger }}", "trigger", &mut keys);
+        scan_template(
+            "Order {{ trigger.order_id }} for {{ contact.name }} {{trigger.total|round}}",
+            "trigger",
+            &mut keys,
+        );
+        assert_eq!(
+            keys,
+            Some(vec!["order_id".to_string(), "total".to_string()])
+        );
+        scan_template(
+            "{{ my_trigger.x }} {{ event.trigger }}",
+            "trigger",
+            &mut keys,
+        );
         assert_eq!(keys.as_ref().map(Vec::len), Some(2));
         scan_template("{{ trigger['x'] }}", "trigger", &mut keys);
         assert_eq!(keys, None);

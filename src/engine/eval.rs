@@ -111,39 +111,62 @@ impl<'a> Ctx<'a> {
             Expr::Duration(d) => Value::Duration(self.duration_seconds(*d)),
             Expr::Time(m) => Value::Time(*m),
             Expr::List(items) => Value::List(items.iter().map(|e| self.eval(e)).collect()),
-            Expr::Path { root, fields } => {
-                self.root(*root).and_then(|m| lookup(m, fields)).map_or(Value::Null, from_json)
-            }
-            Expr::Exists { root, fields } => {
-                Value::Bool(self.root(*root).and_then(|m| lookup(m, fields)).is_some_and(|v| !v.is_null()))
-            }
+            Expr::Path { root, fields } => self
+                .root(*root)
+                .and_then(|m| lookup(m, fields))
+                .map_or(Value::Null, from_json),
+            Expr::Exists { root, fields } => Value::Bool(
+                self.root(*root)
+                    .and_then(|m| lookup(m, fields))
+                    .is_some_and(|v| !v.is_null()),
+            ),
             Expr::Segment(id) => match self.project.segments.get(id.index()) {
                 Some(segment) => {
-                    let inner = Ctx { trigger: None, event: None, ..*self };
+                    let inner = Ctx {
+                        trigger: None,
+                        event: None,
+                        ..*self
+                    };
                     Value::Bool(inner.test(&segment.expr))
                 }
                 None => Value::Null,
             },
             Expr::CanReceive(channel) => Value::Bool(self.contact.can_receive(*channel)),
-            Expr::Count { event, filter, within } => {
+            Expr::Count {
+                event,
+                filter,
+                within,
+            } => {
                 let lower = self.lower_bound(*within);
                 let count = self
                     .occurrences(*event, lower)
                     .filter(|e| match filter {
                         None => true,
                         Some(f) => {
-                            let inner = Ctx { event: e.properties.as_deref(), ..*self };
+                            let inner = Ctx {
+                                event: e.properties.as_deref(),
+                                ..*self
+                            };
                             inner.test(f)
                         }
                     })
                     .count();
                 Value::Number(count as f64)
             }
-            Expr::Sum { event, property, within } => {
+            Expr::Sum {
+                event,
+                property,
+                within,
+            } => {
                 let lower = self.lower_bound(*within);
                 let sum: f64 = self
                     .occurrences(*event, lower)
-                    .filter_map(|e| e.properties.as_deref().and_then(|p| lookup(p, property)).and_then(Json::as_f64))
+                    .filter_map(|e| {
+                        e.properties
+                            .as_deref()
+                            .and_then(|p| lookup(p, property))
+                            .and_then(Json::as_f64)
+                    })
                     .sum();
                 Value::Number(sum)
             }
@@ -166,14 +189,26 @@ impl<'a> Ctx<'a> {
                 Value::Duration(s) => Value::Duration(-s),
                 _ => Value::Null,
             },
-            Expr::Binary { op: BinOp::And, lhs, rhs } => Value::Bool(self.test(lhs) && self.test(rhs)),
-            Expr::Binary { op: BinOp::Or, lhs, rhs } => Value::Bool(self.test(lhs) || self.test(rhs)),
+            Expr::Binary {
+                op: BinOp::And,
+                lhs,
+                rhs,
+            } => Value::Bool(self.test(lhs) && self.test(rhs)),
+            Expr::Binary {
+                op: BinOp::Or,
+                lhs,
+                rhs,
+            } => Value::Bool(self.test(lhs) || self.test(rhs)),
             Expr::Binary { op, lhs, rhs } => binary(*op, self.eval(lhs), self.eval(rhs)),
             Expr::In { needle, list } => {
                 let needle = self.eval(needle);
                 let found = match self.eval(list) {
-                    Value::List(items) => items.iter().any(|item| compare(BinOp::Eq, &needle, item)),
-                    Value::Json(Json::Array(items)) => items.iter().any(|item| compare(BinOp::Eq, &needle, &from_json(item))),
+                    Value::List(items) => {
+                        items.iter().any(|item| compare(BinOp::Eq, &needle, item))
+                    }
+                    Value::Json(Json::Array(items)) => items
+                        .iter()
+                        .any(|item| compare(BinOp::Eq, &needle, &from_json(item))),
                     _ => false,
                 };
                 Value::Bool(found)
@@ -200,20 +235,26 @@ impl<'a> Ctx<'a> {
         lower: Option<Instant>,
     ) -> impl Iterator<Item = &'a crate::engine::state::PastEvent> + 'a {
         let now = self.now;
-        self.contact
-            .history
-            .iter()
-            .filter(move |e| e.event == event && e.time <= now && lower.map_or(true, |l| e.time > l))
+        self.contact.history.iter().filter(move |e| {
+            e.event == event && e.time <= now && lower.map_or(true, |l| e.time > l)
+        })
     }
 
     fn last_time(&self, event: EventId) -> Option<Instant> {
-        self.contact.history.iter().rev().find(|e| e.event == event && e.time <= self.now).map(|e| e.time)
+        self.contact
+            .history
+            .iter()
+            .rev()
+            .find(|e| e.event == event && e.time <= self.now)
+            .map(|e| e.time)
     }
 }
 
 fn binary<'a>(op: BinOp, lhs: Value<'a>, rhs: Value<'a>) -> Value<'a> {
     match op {
-        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => Value::Bool(compare(op, &lhs, &rhs)),
+        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+            Value::Bool(compare(op, &lhs, &rhs))
+        }
         BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => match (lhs, rhs) {
             (Value::Number(a), Value::Number(b)) => match op {
                 BinOp::Add => Value::Number(a + b),
@@ -227,8 +268,12 @@ fn binary<'a>(op: BinOp, lhs: Value<'a>, rhs: Value<'a>) -> Value<'a> {
                 BinOp::Sub => Value::Duration(a - b),
                 _ => Value::Null,
             },
-            (Value::Duration(a), Value::Number(b)) if op == BinOp::Mul => Value::Duration((a as f64 * b) as i64),
-            (Value::Str(a), Value::Str(b)) if op == BinOp::Add => Value::Str(Cow::Owned(format!("{a}{b}"))),
+            (Value::Duration(a), Value::Number(b)) if op == BinOp::Mul => {
+                Value::Duration((a as f64 * b) as i64)
+            }
+            (Value::Str(a), Value::Str(b)) if op == BinOp::Add => {
+                Value::Str(Cow::Owned(format!("{a}{b}")))
+            }
             _ => Value::Null,
         },
         BinOp::And => Value::Bool(lhs.is_true() && rhs.is_true()),
@@ -250,9 +295,9 @@ pub fn compare(op: BinOp, lhs: &Value<'_>, rhs: &Value<'_>) -> bool {
         (Value::Time(a), Value::Time(b)) => Some(a.cmp(b)),
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
         (Value::Json(a), Value::Json(b)) => (a == b).then_some(Ordering::Equal),
-        (Value::List(a), Value::List(b)) => {
-            (a.len() == b.len() && a.iter().zip(b).all(|(x, y)| compare(BinOp::Eq, x, y))).then_some(Ordering::Equal)
-        }
+        (Value::List(a), Value::List(b)) => (a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| compare(BinOp::Eq, x, y)))
+        .then_some(Ordering::Equal),
         _ => None,
     };
     match op {
@@ -279,8 +324,22 @@ pub fn next_edge(ctx: &Ctx<'_>, expr: &Expr) -> Option<Instant> {
         }
     };
     visit_functions(ctx.project, expr, 0, &mut |e| match e {
-        Expr::Count { event, within: Some(d), .. } | Expr::Sum { event, within: Some(d), .. } => {
-            for past in ctx.contact.history.iter().filter(|p| p.event == *event && p.time <= ctx.now) {
+        Expr::Count {
+            event,
+            within: Some(d),
+            ..
+        }
+        | Expr::Sum {
+            event,
+            within: Some(d),
+            ..
+        } => {
+            for past in ctx
+                .contact
+                .history
+                .iter()
+                .filter(|p| p.event == *event && p.time <= ctx.now)
+            {
                 consider(time::add(past.time, *d, ctx.tz));
             }
         }
@@ -299,7 +358,12 @@ pub fn next_edge(ctx: &Ctx<'_>, expr: &Expr) -> Option<Instant> {
 }
 
 /// Calls `f` on every behaviour function in `expr`, following segment references.
-fn visit_functions<'a>(project: &'a CompiledProject, expr: &'a Expr, depth: usize, f: &mut impl FnMut(&'a Expr)) {
+fn visit_functions<'a>(
+    project: &'a CompiledProject,
+    expr: &'a Expr,
+    depth: usize,
+    f: &mut impl FnMut(&'a Expr),
+) {
     if depth > 32 {
         return;
     }

@@ -17,8 +17,8 @@ pub mod state;
 pub mod time;
 
 use crate::compile::{
-    CompiledFlow, CompiledProject, EventId, FlowId, MessageId, Reentry, SegmentId, StateId, StateKind, Trigger,
-    UnsubscribeTarget,
+    CompiledFlow, CompiledProject, EventId, FlowId, MessageId, Reentry, SegmentId, StateId,
+    StateKind, Trigger, UnsubscribeTarget,
 };
 use crate::events::{Record, RecordKind};
 use crate::syntax::ast::Channel;
@@ -154,8 +154,12 @@ pub struct Engine<'p> {
 impl<'p> Engine<'p> {
     pub fn new(project: &'p CompiledProject, options: Options) -> Engine<'p> {
         let default_tz = project.default_timezone.parse().unwrap_or(chrono_tz::UTC);
-        let event_ids: HashMap<String, EventId> =
-            project.events.iter().enumerate().map(|(i, e)| (e.clone(), EventId(i as u16))).collect();
+        let event_ids: HashMap<String, EventId> = project
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.clone(), EventId(i as u16)))
+            .collect();
         let mut triggered_by = vec![Vec::new(); project.events.len()];
         let mut entering: Vec<(SegmentId, Vec<FlowId>)> = Vec::new();
         let mut anniversary_flows = Vec::new();
@@ -170,10 +174,12 @@ impl<'p> Engine<'p> {
                             }
                         }
                     }
-                    Trigger::Entering(segment) => match entering.iter_mut().find(|(s, _)| s == segment) {
-                        Some((_, flows)) => flows.push(id),
-                        None => entering.push((*segment, vec![id])),
-                    },
+                    Trigger::Entering(segment) => {
+                        match entering.iter_mut().find(|(s, _)| s == segment) {
+                            Some((_, flows)) => flows.push(id),
+                            None => entering.push((*segment, vec![id])),
+                        }
+                    }
                     Trigger::Anniversary { .. } => {
                         if !anniversary_flows.contains(&id) {
                             anniversary_flows.push(id);
@@ -212,13 +218,32 @@ impl<'p> Engine<'p> {
     /// The contact's timezone: the `timezone` trait when it is an IANA name, else the project
     /// default (an unknown name is reported as a warning when the trait is set).
     pub fn timezone(&self, state: &ContactState) -> Tz {
-        state.traits.get("timezone").and_then(Json::as_str).and_then(|s| s.parse().ok()).unwrap_or(self.default_tz)
+        state
+            .traits
+            .get("timezone")
+            .and_then(Json::as_str)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(self.default_tz)
     }
 
     /// Applies one input to one contact at `now`.
-    pub fn apply(&self, contact: &str, state: &mut ContactState, input: Input<'_>, now: Instant, out: &mut Outcome) {
+    pub fn apply(
+        &self,
+        contact: &str,
+        state: &mut ContactState,
+        input: Input<'_>,
+        now: Instant,
+        out: &mut Outcome,
+    ) {
         let tz = self.timezone(state);
-        let mut run = Run { engine: self, project: self.project, contact, state, out, tz };
+        let mut run = Run {
+            engine: self,
+            project: self.project,
+            contact,
+            state,
+            out,
+            tz,
+        };
         match input {
             Input::Record(record) => {
                 run.record(record, now);
@@ -247,7 +272,13 @@ impl<'p> Engine<'p> {
 /// hasher, so splits and holdouts are the same on every run and machine.
 pub fn stable_bucket(contact: &str, flow: &str, salt: &str) -> u16 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [contact.as_bytes(), &[0], flow.as_bytes(), &[0], salt.as_bytes()] {
+    for part in [
+        contact.as_bytes(),
+        &[0],
+        flow.as_bytes(),
+        &[0],
+        salt.as_bytes(),
+    ] {
         for byte in part {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -271,14 +302,38 @@ struct Run<'e, 'p> {
 }
 
 impl<'p> Run<'_, 'p> {
-    fn trace(&mut self, now: Instant, flow: Option<FlowId>, kind: TraceKind, text: impl FnOnce() -> String) {
+    fn trace(
+        &mut self,
+        now: Instant,
+        flow: Option<FlowId>,
+        kind: TraceKind,
+        text: impl FnOnce() -> String,
+    ) {
         if self.engine.options.trace || kind == TraceKind::Warning {
-            self.out.trace.push(TraceEntry { time: now, contact: self.contact.to_string(), flow, kind, text: text() });
+            self.out.trace.push(TraceEntry {
+                time: now,
+                contact: self.contact.to_string(),
+                flow,
+                kind,
+                text: text(),
+            });
         }
     }
 
-    fn ctx<'a>(&'a self, now: Instant, trigger: Option<&'a Map<String, Json>>, event: Option<&'a Map<String, Json>>) -> Ctx<'a> {
-        Ctx { project: self.project, contact: self.state, trigger, event, now, tz: self.tz }
+    fn ctx<'a>(
+        &'a self,
+        now: Instant,
+        trigger: Option<&'a Map<String, Json>>,
+        event: Option<&'a Map<String, Json>>,
+    ) -> Ctx<'a> {
+        Ctx {
+            project: self.project,
+            contact: self.state,
+            trigger,
+            event,
+            now,
+            tz: self.tz,
+        }
     }
 
     // ----- records -----
@@ -294,7 +349,11 @@ impl<'p> Run<'_, 'p> {
         for (key, value) in traits {
             if key == "consent" {
                 if let Json::Object(consent) = value {
-                    let current = self.state.traits.entry("consent").or_insert_with(|| Json::Object(Map::new()));
+                    let current = self
+                        .state
+                        .traits
+                        .entry("consent")
+                        .or_insert_with(|| Json::Object(Map::new()));
                     if !current.is_object() {
                         *current = Json::Object(Map::new());
                     }
@@ -329,7 +388,8 @@ impl<'p> Run<'_, 'p> {
             for trigger in &self.engine.flow(flow_id).triggers {
                 if let Trigger::Anniversary { field, .. } = trigger {
                     if let Some(value) = eval::lookup(traits, field) {
-                        let ok = value.as_str().and_then(time::parse_date).is_some() || value.is_null();
+                        let ok =
+                            value.as_str().and_then(time::parse_date).is_some() || value.is_null();
                         if !ok {
                             let shown = value.to_string();
                             let path = field.join(".");
@@ -370,12 +430,17 @@ impl<'p> Run<'_, 'p> {
             let flow = self.engine.flow(instance.flow);
             let exit = flow.exit_on.iter().find(|m| {
                 m.event == event
-                    && m.filter.as_ref().map_or(true, |f| self.ctx(now, Some(&instance.trigger), Some(properties)).test(f))
+                    && m.filter.as_ref().map_or(true, |f| {
+                        self.ctx(now, Some(&instance.trigger), Some(properties))
+                            .test(f)
+                    })
             });
             if exit.is_some() {
                 let instance = self.state.instances.remove(index);
                 let name = &record.event;
-                self.trace(now, Some(instance.flow), TraceKind::Exited, || format!("exit on `{name}` ({})", flow.source));
+                self.trace(now, Some(instance.flow), TraceKind::Exited, || {
+                    format!("exit on `{name}` ({})", flow.source)
+                });
             } else {
                 index += 1;
             }
@@ -384,18 +449,23 @@ impl<'p> Run<'_, 'p> {
         // 2. `wait for`: the first matching arm wins.
         let ids: Vec<u32> = self.state.instances.iter().map(|i| i.id).collect();
         for id in ids {
-            let Some(position) = self.state.instances.iter().position(|i| i.id == id) else { continue };
+            let Some(position) = self.state.instances.iter().position(|i| i.id == id) else {
+                continue;
+            };
             let instance = &self.state.instances[position];
             let flow = self.engine.flow(instance.flow);
-            let Some(st) = flow.states.get(instance.state.index()) else { continue };
-            let StateKind::WaitFor { arms, .. } = &st.kind else { continue };
+            let Some(st) = flow.states.get(instance.state.index()) else {
+                continue;
+            };
+            let StateKind::WaitFor { arms, .. } = &st.kind else {
+                continue;
+            };
             let arm = arms.iter().find(|arm| {
                 arm.event.event == event
-                    && arm
-                        .event
-                        .filter
-                        .as_ref()
-                        .map_or(true, |f| self.ctx(now, Some(&instance.trigger), Some(properties)).test(f))
+                    && arm.event.filter.as_ref().map_or(true, |f| {
+                        self.ctx(now, Some(&instance.trigger), Some(properties))
+                            .test(f)
+                    })
             });
             let Some(arm) = arm else { continue };
             let mut instance = self.state.instances.remove(position);
@@ -403,9 +473,13 @@ impl<'p> Run<'_, 'p> {
             instance.state = arm.next;
             instance.wake = None;
             let name = &record.event;
-            self.trace(now, Some(instance.flow), TraceKind::Received, || format!("received `{name}` ({})", st.source));
+            self.trace(now, Some(instance.flow), TraceKind::Received, || {
+                format!("received `{name}` ({})", st.source)
+            });
             if self.run_instance(&mut instance, now) {
-                self.state.instances.insert(position.min(self.state.instances.len()), instance);
+                self.state
+                    .instances
+                    .insert(position.min(self.state.instances.len()), instance);
             }
         }
 
@@ -417,26 +491,39 @@ impl<'p> Run<'_, 'p> {
             let reached = flow.goal.as_ref().is_some_and(|g| {
                 g.event == event
                     && now <= deadline
-                    && g.filter.as_ref().map_or(true, |f| self.ctx(now, None, Some(properties)).test(f))
+                    && g.filter
+                        .as_ref()
+                        .map_or(true, |f| self.ctx(now, None, Some(properties)).test(f))
             });
             if reached {
                 self.state.goals.remove(index);
-                self.out.conversions.push((flow_id, self.contact.to_string(), now));
+                self.out
+                    .conversions
+                    .push((flow_id, self.contact.to_string(), now));
                 let name = &record.event;
-                self.trace(now, Some(flow_id), TraceKind::Goal, || format!("goal `{name}` reached"));
+                self.trace(now, Some(flow_id), TraceKind::Goal, || {
+                    format!("goal `{name}` reached")
+                });
             } else {
                 index += 1;
             }
         }
 
         // 4. `when EVENT` triggers.
-        let flows = self.engine.triggered_by.get(event.index()).cloned().unwrap_or_default();
+        let flows = self
+            .engine
+            .triggered_by
+            .get(event.index())
+            .cloned()
+            .unwrap_or_default();
         for flow_id in flows {
             let flow = self.engine.flow(flow_id);
             let matched = flow.triggers.iter().any(|t| match t {
                 Trigger::Event(m) => {
                     m.event == event
-                        && m.filter.as_ref().map_or(true, |f| self.ctx(now, Some(properties), Some(properties)).test(f))
+                        && m.filter.as_ref().map_or(true, |f| {
+                            self.ctx(now, Some(properties), Some(properties)).test(f)
+                        })
                 }
                 _ => false,
             });
@@ -450,7 +537,9 @@ impl<'p> Run<'_, 'p> {
     /// Adds an occurrence to the history if a behaviour function needs it, keeping only what
     /// is needed.
     fn remember(&mut self, event: EventId, properties: &Map<String, Json>, now: Instant) {
-        let Some(need) = self.project.history.get(event.index()) else { return };
+        let Some(need) = self.project.history.get(event.index()) else {
+            return;
+        };
         if !need.keep {
             return;
         }
@@ -470,17 +559,28 @@ impl<'p> Run<'_, 'p> {
             }
             Some(Box::new(map))
         };
-        self.state.history.push(PastEvent { event, time: now, properties: kept });
+        self.state.history.push(PastEvent {
+            event,
+            time: now,
+            properties: kept,
+        });
     }
 
     // ----- timers -----
 
     fn timers(&mut self, now: Instant) {
         // Instances whose timer is due, in (flow, id) order.
-        let due: Vec<u32> =
-            self.state.instances.iter().filter(|i| i.wake.is_some_and(|w| w <= now)).map(|i| i.id).collect();
+        let due: Vec<u32> = self
+            .state
+            .instances
+            .iter()
+            .filter(|i| i.wake.is_some_and(|w| w <= now))
+            .map(|i| i.id)
+            .collect();
         for id in due {
-            let Some(position) = self.state.instances.iter().position(|i| i.id == id) else { continue };
+            let Some(position) = self.state.instances.iter().position(|i| i.id == id) else {
+                continue;
+            };
             let mut instance = self.state.instances.remove(position);
             let flow = self.engine.flow(instance.flow);
             instance.wake = None;
@@ -489,16 +589,24 @@ impl<'p> Run<'_, 'p> {
                 match &st.kind {
                     StateKind::WaitFor { on_timeout, .. } => {
                         instance.state = *on_timeout;
-                        self.trace(now, Some(instance.flow), TraceKind::Timer, || format!("wait for timed out ({source})"));
+                        self.trace(now, Some(instance.flow), TraceKind::Timer, || {
+                            format!("wait for timed out ({source})")
+                        });
                     }
                     StateKind::Send { .. } => {
-                        self.trace(now, Some(instance.flow), TraceKind::Timer, || format!("quiet hours over ({source})"));
+                        self.trace(now, Some(instance.flow), TraceKind::Timer, || {
+                            format!("quiet hours over ({source})")
+                        });
                     }
-                    _ => self.trace(now, Some(instance.flow), TraceKind::Timer, || format!("wait over, next step at {source}")),
+                    _ => self.trace(now, Some(instance.flow), TraceKind::Timer, || {
+                        format!("wait over, next step at {source}")
+                    }),
                 }
             }
             if self.run_instance(&mut instance, now) {
-                self.state.instances.insert(position.min(self.state.instances.len()), instance);
+                self.state
+                    .instances
+                    .insert(position.min(self.state.instances.len()), instance);
             }
         }
         // Anniversaries due now.
@@ -508,7 +616,9 @@ impl<'p> Run<'_, 'p> {
                 Trigger::Anniversary { field, at } => eval::lookup(&self.state.traits, field)
                     .and_then(Json::as_str)
                     .and_then(time::parse_date)
-                    .is_some_and(|date| time::next_anniversary(date, *at, self.tz, now, true) == now),
+                    .is_some_and(|date| {
+                        time::next_anniversary(date, *at, self.tz, now, true) == now
+                    }),
                 _ => false,
             });
             if due {
@@ -521,9 +631,17 @@ impl<'p> Run<'_, 'p> {
         let flow = self.engine.flow(flow_id);
         for trigger in &flow.triggers {
             if let Trigger::Every { segment, .. } = trigger {
-                let member = self.project.segments.get(segment.index()).is_some_and(|s| self.ctx(now, None, None).test(&s.expr));
+                let member = self
+                    .project
+                    .segments
+                    .get(segment.index())
+                    .is_some_and(|s| self.ctx(now, None, None).test(&s.expr));
                 if member {
-                    let name = self.project.segments.get(segment.index()).map_or("?", |s| s.name.as_str());
+                    let name = self
+                        .project
+                        .segments
+                        .get(segment.index())
+                        .map_or("?", |s| s.name.as_str());
                     let why = format!("schedule for `{name}`");
                     self.try_enter(flow_id, Map::new(), now, &why);
                     return;
@@ -542,12 +660,16 @@ impl<'p> Run<'_, 'p> {
         // Prune what can no longer matter.
         let project = self.project;
         let tz = self.tz;
-        self.state.history.retain(|e| match project.history.get(e.event.index()).and_then(|n| n.horizon) {
-            Some(h) if !project.history[e.event.index()].last_only => e.time > now - h,
-            _ => true,
+        self.state.history.retain(|e| {
+            match project.history.get(e.event.index()).and_then(|n| n.horizon) {
+                Some(h) if !project.history[e.event.index()].last_only => e.time > now - h,
+                _ => true,
+            }
         });
         let longest = &self.engine.longest_limit;
-        self.state.sends.retain(|(c, t)| longest.get(c).is_some_and(|d| *t > time::sub(now, *d, tz)));
+        self.state
+            .sends
+            .retain(|(c, t)| longest.get(c).is_some_and(|d| *t > time::sub(now, *d, tz)));
         self.state.goals.retain(|(_, deadline)| *deadline >= now);
 
         let mut wake: Option<Instant> = None;
@@ -569,7 +691,10 @@ impl<'p> Run<'_, 'p> {
         for flow_id in &self.engine.anniversary_flows {
             for trigger in &self.engine.flow(*flow_id).triggers {
                 if let Trigger::Anniversary { field, at } = trigger {
-                    if let Some(date) = eval::lookup(&self.state.traits, field).and_then(Json::as_str).and_then(time::parse_date) {
+                    if let Some(date) = eval::lookup(&self.state.traits, field)
+                        .and_then(Json::as_str)
+                        .and_then(time::parse_date)
+                    {
                         consider(time::next_anniversary(date, *at, tz, now, after_record));
                     }
                 }
@@ -583,14 +708,18 @@ impl<'p> Run<'_, 'p> {
     fn update_memberships(&mut self, now: Instant) -> bool {
         let mut changed = false;
         for (segment, flows) in &self.engine.entering {
-            let Some(s) = self.project.segments.get(segment.index()) else { continue };
+            let Some(s) = self.project.segments.get(segment.index()) else {
+                continue;
+            };
             let member = self.ctx(now, None, None).test(&s.expr);
             let position = self.state.members.binary_search(segment);
             match (member, position) {
                 (true, Err(at)) => {
                     self.state.members.insert(at, *segment);
                     changed = true;
-                    self.trace(now, None, TraceKind::Segment, || format!("entered segment `{}` ({})", s.name, s.source));
+                    self.trace(now, None, TraceKind::Segment, || {
+                        format!("entered segment `{}` ({})", s.name, s.source)
+                    });
                     for flow_id in flows {
                         let why = format!("when entering `{}`", s.name);
                         self.try_enter(*flow_id, Map::new(), now, &why);
@@ -599,7 +728,9 @@ impl<'p> Run<'_, 'p> {
                 (false, Ok(at)) => {
                     self.state.members.remove(at);
                     changed = true;
-                    self.trace(now, None, TraceKind::Segment, || format!("left segment `{}`", s.name));
+                    self.trace(now, None, TraceKind::Segment, || {
+                        format!("left segment `{}`", s.name)
+                    });
                 }
                 _ => {}
             }
@@ -609,29 +740,47 @@ impl<'p> Run<'_, 'p> {
 
     // ----- instances -----
 
-    fn try_enter(&mut self, flow_id: FlowId, trigger: Map<String, Json>, now: Instant, why: &str) -> bool {
+    fn try_enter(
+        &mut self,
+        flow_id: FlowId,
+        trigger: Map<String, Json>,
+        now: Instant,
+        why: &str,
+    ) -> bool {
         let flow = self.engine.flow(flow_id);
         let active = self.state.instances.iter().any(|i| i.flow == flow_id);
-        let last_entry = self.state.entries.iter().find(|(f, _)| *f == flow_id).map(|(_, t)| *t);
+        let last_entry = self
+            .state
+            .entries
+            .iter()
+            .find(|(f, _)| *f == flow_id)
+            .map(|(_, t)| *t);
         let refused = match flow.reentry {
             Reentry::Always => None,
             _ if active => Some("an instance is already active".to_string()),
-            Reentry::Never if last_entry.is_some() => Some("`reentry never` and the contact entered before".to_string()),
+            Reentry::Never if last_entry.is_some() => {
+                Some("`reentry never` and the contact entered before".to_string())
+            }
             Reentry::After(d) => match last_entry {
-                Some(last) if now < time::add(last, d, self.tz) => {
-                    Some(format!("`reentry after {d}`: last entry at {}", time::format_instant(last)))
-                }
+                Some(last) if now < time::add(last, d, self.tz) => Some(format!(
+                    "`reentry after {d}`: last entry at {}",
+                    time::format_instant(last)
+                )),
                 _ => None,
             },
             _ => None,
         };
         if let Some(reason) = refused {
-            self.trace(now, Some(flow_id), TraceKind::NotEntered, || format!("{why}: not entered, {reason}"));
+            self.trace(now, Some(flow_id), TraceKind::NotEntered, || {
+                format!("{why}: not entered, {reason}")
+            });
             return false;
         }
         if let Some(only_if) = &flow.only_if {
             if !self.ctx(now, Some(&trigger), Some(&trigger)).test(only_if) {
-                self.trace(now, Some(flow_id), TraceKind::NotEntered, || format!("{why}: not entered, `only if` is false"));
+                self.trace(now, Some(flow_id), TraceKind::NotEntered, || {
+                    format!("{why}: not entered, `only if` is false")
+                });
                 return false;
             }
         }
@@ -644,11 +793,17 @@ impl<'p> Run<'_, 'p> {
             None => self.state.entries.push((flow_id, now)),
         }
         if let Some(goal) = &flow.goal {
-            self.state.goals.push((flow_id, time::add(now, goal.within, self.tz)));
+            self.state
+                .goals
+                .push((flow_id, time::add(now, goal.within, self.tz)));
         }
         self.out.entries.push((flow_id, holdout));
         self.trace(now, Some(flow_id), TraceKind::Entered, || {
-            format!("{why}: entered{} ({})", if holdout { " as holdout" } else { "" }, flow.source)
+            format!(
+                "{why}: entered{} ({})",
+                if holdout { " as holdout" } else { "" },
+                flow.source
+            )
         });
         let mut instance = Instance {
             id,
@@ -678,35 +833,49 @@ impl<'p> Run<'_, 'p> {
     fn run_instance(&mut self, instance: &mut Instance, now: Instant) -> bool {
         let flow = self.engine.flow(instance.flow);
         for _ in 0..=flow.states.len() * 2 + 2 {
-            let Some(st) = flow.states.get(instance.state.index()) else { return false };
+            let Some(st) = flow.states.get(instance.state.index()) else {
+                return false;
+            };
             let source = &st.source;
             if !matches!(st.kind, StateKind::End | StateKind::Stop) {
-                let exit = flow
-                    .exit_if
-                    .iter()
-                    .any(|e| self.ctx(now, Some(&instance.trigger), instance.event.as_ref()).test(e));
+                let exit = flow.exit_if.iter().any(|e| {
+                    self.ctx(now, Some(&instance.trigger), instance.event.as_ref())
+                        .test(e)
+                });
                 if exit {
-                    self.trace(now, Some(instance.flow), TraceKind::Exited, || format!("exit if is true before the step at {source}"));
+                    self.trace(now, Some(instance.flow), TraceKind::Exited, || {
+                        format!("exit if is true before the step at {source}")
+                    });
                     return false;
                 }
             }
             match &st.kind {
                 StateKind::End => {
-                    self.trace(now, Some(instance.flow), TraceKind::Completed, || "completed".to_string());
+                    self.trace(now, Some(instance.flow), TraceKind::Completed, || {
+                        "completed".to_string()
+                    });
                     return false;
                 }
                 StateKind::Stop => {
-                    self.trace(now, Some(instance.flow), TraceKind::Completed, || format!("stop ({source})"));
+                    self.trace(now, Some(instance.flow), TraceKind::Completed, || {
+                        format!("stop ({source})")
+                    });
                     return false;
                 }
                 StateKind::Send { message, next } => {
-                    let Some(msg) = self.project.messages.get(message.index()) else { return false };
+                    let Some(msg) = self.project.messages.get(message.index()) else {
+                        return false;
+                    };
                     if !msg.transactional {
                         if let Some(window) = flow.quiet_hours {
                             if let Some(end) = time::quiet_until(now, window, self.tz) {
                                 instance.wake = Some(end);
                                 self.trace(now, Some(instance.flow), TraceKind::Deferred, || {
-                                    format!("`{}` deferred by quiet hours until {} ({source})", msg.name, time::format_instant(end))
+                                    format!(
+                                        "`{}` deferred by quiet hours until {} ({source})",
+                                        msg.name,
+                                        time::format_instant(end)
+                                    )
                                 });
                                 return true;
                             }
@@ -721,12 +890,18 @@ impl<'p> Run<'_, 'p> {
                     if until > now {
                         instance.wake = Some(until);
                         self.trace(now, Some(instance.flow), TraceKind::Step, || {
-                            format!("wait {duration} until {} ({source})", time::format_instant(until))
+                            format!(
+                                "wait {duration} until {} ({source})",
+                                time::format_instant(until)
+                            )
                         });
                         return true;
                     }
                 }
-                StateKind::WaitUntil { minute_of_day, next } => {
+                StateKind::WaitUntil {
+                    minute_of_day,
+                    next,
+                } => {
                     let until = time::next_time_of_day(now, *minute_of_day, self.tz, true);
                     instance.state = *next;
                     if until > now {
@@ -741,27 +916,44 @@ impl<'p> Run<'_, 'p> {
                     let until = time::add(now, *timeout, self.tz);
                     instance.wake = Some(until);
                     self.trace(now, Some(instance.flow), TraceKind::Step, || {
-                        format!("wait for an event up to {} ({source})", time::format_instant(until))
+                        format!(
+                            "wait for an event up to {} ({source})",
+                            time::format_instant(until)
+                        )
                     });
                     return true;
                 }
-                StateKind::Branch { conditions, otherwise } => {
+                StateKind::Branch {
+                    conditions,
+                    otherwise,
+                } => {
                     let ctx = self.ctx(now, Some(&instance.trigger), instance.event.as_ref());
-                    instance.state = conditions.iter().find(|(c, _)| ctx.test(c)).map_or(*otherwise, |(_, s)| *s);
+                    instance.state = conditions
+                        .iter()
+                        .find(|(c, _)| ctx.test(c))
+                        .map_or(*otherwise, |(_, s)| *s);
                 }
                 StateKind::Split { arms } => {
                     let salt = format!("split{}", instance.state.0);
                     let bucket = stable_bucket(self.contact, &flow.name, &salt);
-                    let arm = arms.iter().position(|(upper, _)| bucket < *upper).unwrap_or(arms.len().saturating_sub(1));
+                    let arm = arms
+                        .iter()
+                        .position(|(upper, _)| bucket < *upper)
+                        .unwrap_or(arms.len().saturating_sub(1));
                     if let Some((_, target)) = arms.get(arm) {
-                        self.trace(now, Some(instance.flow), TraceKind::Step, || format!("split: arm {} ({source})", arm + 1));
+                        self.trace(now, Some(instance.flow), TraceKind::Step, || {
+                            format!("split: arm {} ({source})", arm + 1)
+                        });
                         instance.state = *target;
                     } else {
                         return false;
                     }
                 }
                 StateKind::Set { field, value, next } => {
-                    let json = self.ctx(now, Some(&instance.trigger), instance.event.as_ref()).eval(value).to_json();
+                    let json = self
+                        .ctx(now, Some(&instance.trigger), instance.event.as_ref())
+                        .eval(value)
+                        .to_json();
                     set_path(&mut self.state.traits, field, json);
                     if field.first().is_some_and(|f| f == "timezone") {
                         self.tz = self.engine.timezone(self.state);
@@ -770,7 +962,9 @@ impl<'p> Run<'_, 'p> {
                 }
                 StateKind::Unsubscribe { target, next } => {
                     match target {
-                        UnsubscribeTarget::Channel(c) => self.state.withdrawn |= state::channel_bit(*c),
+                        UnsubscribeTarget::Channel(c) => {
+                            self.state.withdrawn |= state::channel_bit(*c)
+                        }
                         UnsubscribeTarget::All => {
                             self.state.withdrawn = 0xff;
                             self.state.withdrawn_all = 0xff;
@@ -785,11 +979,15 @@ impl<'p> Run<'_, 'p> {
 
     /// Decides one send (RUNTIME.md 3) and records the decision.
     fn deliver(&mut self, instance: &mut Instance, message: MessageId, now: Instant) {
-        let Some(msg) = self.project.messages.get(message.index()) else { return };
+        let Some(msg) = self.project.messages.get(message.index()) else {
+            return;
+        };
         let channel = msg.channel;
         let reason = if instance.holdout {
             if instance.holdout_reported {
-                self.trace(now, Some(instance.flow), TraceKind::Step, || format!("`{}` not sent (holdout)", msg.name));
+                self.trace(now, Some(instance.flow), TraceKind::Step, || {
+                    format!("`{}` not sent (holdout)", msg.name)
+                });
                 return;
             }
             instance.holdout_reported = true;
@@ -797,9 +995,14 @@ impl<'p> Run<'_, 'p> {
         } else if msg.transactional {
             self.state.transactional_block(channel)
         } else {
-            self.state.marketing_block(channel).or_else(|| self.frequency_cap(channel, now))
+            self.state
+                .marketing_block(channel)
+                .or_else(|| self.frequency_cap(channel, now))
         };
-        if reason.is_none() && !msg.transactional && self.engine.longest_limit.contains_key(&channel) {
+        if reason.is_none()
+            && !msg.transactional
+            && self.engine.longest_limit.contains_key(&channel)
+        {
             self.state.sends.push((channel, now));
         }
         let context = self.engine.options.capture_context.then(|| {
@@ -817,7 +1020,11 @@ impl<'p> Run<'_, 'p> {
             flow: instance.flow,
             message,
             channel,
-            status: if reason.is_some() { Status::Skipped } else { Status::Sent },
+            status: if reason.is_some() {
+                Status::Skipped
+            } else {
+                Status::Sent
+            },
             reason,
             transactional: msg.transactional,
             context,
@@ -826,11 +1033,21 @@ impl<'p> Run<'_, 'p> {
 
     /// `frequency_cap` when a policy limit on `channel` is reached (window `now - D < t <= now`).
     fn frequency_cap(&self, channel: Channel, now: Instant) -> Option<SkipReason> {
-        self.project.policy.limits.iter().filter(|l| l.channel == channel).find_map(|limit| {
-            let lower = time::sub(now, limit.per, self.tz);
-            let count = self.state.sends.iter().filter(|(c, t)| *c == channel && *t > lower && *t <= now).count();
-            (count >= limit.count as usize).then_some(SkipReason::FrequencyCap)
-        })
+        self.project
+            .policy
+            .limits
+            .iter()
+            .filter(|l| l.channel == channel)
+            .find_map(|limit| {
+                let lower = time::sub(now, limit.per, self.tz);
+                let count = self
+                    .state
+                    .sends
+                    .iter()
+                    .filter(|(c, t)| *c == channel && *t > lower && *t <= now)
+                    .count();
+                (count >= limit.count as usize).then_some(SkipReason::FrequencyCap)
+            })
     }
 }
 
@@ -844,10 +1061,14 @@ fn keep_only(mut properties: Map<String, Json>, keys: Option<&[String]>) -> Map<
 
 /// Sets `contact.a.b = value`, creating objects on the way.
 fn set_path(traits: &mut Map<String, Json>, field: &[String], value: Json) {
-    let Some((last, parents)) = field.split_last() else { return };
+    let Some((last, parents)) = field.split_last() else {
+        return;
+    };
     let mut map = traits;
     for name in parents {
-        let entry = map.entry(name.clone()).or_insert_with(|| Json::Object(Map::new()));
+        let entry = map
+            .entry(name.clone())
+            .or_insert_with(|| Json::Object(Map::new()));
         if !entry.is_object() {
             *entry = Json::Object(Map::new());
         }
@@ -859,7 +1080,9 @@ fn set_path(traits: &mut Map<String, Json>, field: &[String], value: Json) {
 
 /// Which states of a flow an instance can be waiting in (for reports).
 pub fn is_waiting_state(flow: &CompiledFlow, state: StateId) -> bool {
-    flow.states.get(state.index()).is_some_and(|s| matches!(s.kind, StateKind::WaitFor { .. } | StateKind::Send { .. }))
+    flow.states
+        .get(state.index())
+        .is_some_and(|s| matches!(s.kind, StateKind::WaitFor { .. } | StateKind::Send { .. }))
 }
 
 #[cfg(test)]
@@ -873,15 +1096,24 @@ mod tests {
 
     fn cart_project() -> CompiledProject {
         let loc = SourceLoc::default();
-        let state = |kind| State { kind, source: loc.clone() };
+        let state = |kind| State {
+            kind,
+            source: loc.clone(),
+        };
         let flow = CompiledFlow {
             name: "abandoned_cart".into(),
             hash: String::new(),
             source: loc.clone(),
-            triggers: vec![Trigger::Event(EventMatch { event: EventId(1), filter: None })],
+            triggers: vec![Trigger::Event(EventMatch {
+                event: EventId(1),
+                filter: None,
+            })],
             only_if: None,
             reentry: Reentry::NotWhileActive,
-            exit_on: vec![EventMatch { event: EventId(2), filter: None }],
+            exit_on: vec![EventMatch {
+                event: EventId(2),
+                filter: None,
+            }],
             exit_if: Vec::new(),
             quiet_hours: None,
             goal: None,
@@ -891,16 +1123,32 @@ mod tests {
             entry: StateId(4),
             states: vec![
                 state(StateKind::End),
-                state(StateKind::Send { message: MessageId(0), next: StateId(0) }),
-                state(StateKind::Wait { duration: Dur::Seconds(86_400), next: StateId(1) }),
-                state(StateKind::Send { message: MessageId(0), next: StateId(2) }),
-                state(StateKind::Wait { duration: Dur::Seconds(3600), next: StateId(3) }),
+                state(StateKind::Send {
+                    message: MessageId(0),
+                    next: StateId(0),
+                }),
+                state(StateKind::Wait {
+                    duration: Dur::Seconds(86_400),
+                    next: StateId(1),
+                }),
+                state(StateKind::Send {
+                    message: MessageId(0),
+                    next: StateId(2),
+                }),
+                state(StateKind::Wait {
+                    duration: Dur::Seconds(3600),
+                    next: StateId(3),
+                }),
             ],
         };
         CompiledProject {
             format_version: FORMAT_VERSION,
             default_timezone: "UTC".into(),
-            events: vec!["unsubscribed".into(), "cart_abandoned".into(), "order_completed".into()],
+            events: vec![
+                "unsubscribed".into(),
+                "cart_abandoned".into(),
+                "order_completed".into(),
+            ],
             segments: Vec::new(),
             messages: vec![CompiledMessage {
                 name: "reminder".into(),
@@ -926,8 +1174,19 @@ mod tests {
 {"type":"track","userId":"c2","timestamp":"2026-03-01T11:00:00Z","event":"order_completed"}"#,
         )
         .unwrap();
-        let sim = run(&project, records, &SimulateOptions { render: true, ..Default::default() });
-        let lines: Vec<String> = sim.deliveries.iter().map(|d| delivery_line(&project, d, false)).collect();
+        let sim = run(
+            &project,
+            records,
+            &SimulateOptions {
+                render: true,
+                ..Default::default()
+            },
+        );
+        let lines: Vec<String> = sim
+            .deliveries
+            .iter()
+            .map(|d| delivery_line(&project, d, false))
+            .collect();
         assert_eq!(
             lines,
             vec![
@@ -936,15 +1195,24 @@ mod tests {
             ]
         );
         let rendered = delivery_line(&project, &sim.deliveries[0], true);
-        assert!(rendered.ends_with(r#","rendered":{"subject":"Hi Ana"}}"#), "{rendered}");
+        assert!(
+            rendered.ends_with(r#","rendered":{"subject":"Hi Ana"}}"#),
+            "{rendered}"
+        );
         let state = sim.store.get("c2").unwrap();
         assert!(state.instances.is_empty() && state.wake.is_none());
     }
 
     #[test]
     fn stable_bucket_is_stable() {
-        assert_eq!(stable_bucket("c1", "flow", "holdout"), stable_bucket("c1", "flow", "holdout"));
-        assert_ne!(stable_bucket("c1", "flow", "holdout"), stable_bucket("c2", "flow", "holdout"));
+        assert_eq!(
+            stable_bucket("c1", "flow", "holdout"),
+            stable_bucket("c1", "flow", "holdout")
+        );
+        assert_ne!(
+            stable_bucket("c1", "flow", "holdout"),
+            stable_bucket("c2", "flow", "holdout")
+        );
         assert!(stable_bucket("anything", "else", "x") < 10_000);
     }
 }

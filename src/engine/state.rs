@@ -150,14 +150,19 @@ impl ContactState {
 
     /// `consent.CHANNEL == true` in the traits.
     pub fn has_consent(&self, channel: Channel) -> bool {
-        self.traits.get("consent").and_then(|c| c.get(channel.keyword())).and_then(Value::as_bool) == Some(true)
+        self.traits
+            .get("consent")
+            .and_then(|c| c.get(channel.keyword()))
+            .and_then(Value::as_bool)
+            == Some(true)
     }
 
     /// Why a marketing send on `channel` cannot go out (RUNTIME.md 3), in the contract's order.
     pub fn marketing_block(&self, channel: Channel) -> Option<SkipReason> {
         if channel == Channel::Webhook {
             // Webhooks go to the shop's own systems: no address or consent, only `all`.
-            return (self.withdrawn_all & channel_bit(channel) != 0).then_some(SkipReason::Unsubscribed);
+            return (self.withdrawn_all & channel_bit(channel) != 0)
+                .then_some(SkipReason::Unsubscribed);
         }
         if !self.has_address(channel) {
             Some(SkipReason::NoAddress)

@@ -7,7 +7,10 @@
 //! Must not: read the clock. Every function gets `now` from its caller.
 
 use crate::compile::{Dur, QuietWindow};
-use chrono::{DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime,
+    TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 /// An instant: whole seconds since the Unix epoch, UTC.
@@ -23,11 +26,16 @@ pub fn format_instant(t: Instant) -> String {
 
 /// Parses an RFC 3339 time to an instant (fractions of a second are dropped).
 pub fn parse_instant(text: &str) -> Option<Instant> {
-    DateTime::parse_from_rfc3339(text.trim()).ok().map(|dt| dt.timestamp())
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|dt| dt.timestamp())
 }
 
 fn local(t: Instant, tz: Tz) -> NaiveDateTime {
-    DateTime::<Utc>::from_timestamp(t, 0).unwrap_or_default().with_timezone(&tz).naive_local()
+    DateTime::<Utc>::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .naive_local()
 }
 
 /// The instant of a local date-time; in a DST gap, the first instant after the gap; when
@@ -79,8 +87,12 @@ pub fn sub(t: Instant, d: Dur, tz: Tz) -> Instant {
 /// strictly after it.
 pub fn next_time_of_day(t: Instant, minute_of_day: u16, tz: Tz, inclusive: bool) -> Instant {
     let l = local(t, tz);
-    let time = NaiveTime::from_hms_opt(u32::from(minute_of_day / 60), u32::from(minute_of_day % 60), 0)
-        .unwrap_or(NaiveTime::MIN);
+    let time = NaiveTime::from_hms_opt(
+        u32::from(minute_of_day / 60),
+        u32::from(minute_of_day % 60),
+        0,
+    )
+    .unwrap_or(NaiveTime::MIN);
     let mut date = l.date();
     for _ in 0..3 {
         let candidate = resolve_local(date.and_time(time), tz);
@@ -99,7 +111,11 @@ pub fn quiet_until(t: Instant, window: QuietWindow, tz: Tz) -> Option<Instant> {
     let second = l.num_seconds_from_midnight();
     let start = u32::from(window.start) * 60;
     let end = u32::from(window.end) * 60;
-    let quiet = if start < end { second >= start && second < end } else { second >= start || second < end };
+    let quiet = if start < end {
+        second >= start && second < end
+    } else {
+        second >= start || second < end
+    };
     quiet.then(|| next_time_of_day(t, window.end, tz, false))
 }
 
@@ -108,15 +124,29 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     let text = text.trim();
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
-        .or_else(|| DateTime::parse_from_rfc3339(text).ok().map(|dt| dt.date_naive()))
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|dt| dt.date_naive())
+        })
 }
 
 /// The first anniversary of `date` at local `minute_of_day` that is at or after `t`
 /// (`inclusive`) or strictly after it. 29 February falls on 28 February in non-leap years.
-pub fn next_anniversary(date: NaiveDate, minute_of_day: u16, tz: Tz, t: Instant, inclusive: bool) -> Instant {
+pub fn next_anniversary(
+    date: NaiveDate,
+    minute_of_day: u16,
+    tz: Tz,
+    t: Instant,
+    inclusive: bool,
+) -> Instant {
     let year = local(t, tz).year();
-    let time = NaiveTime::from_hms_opt(u32::from(minute_of_day / 60), u32::from(minute_of_day % 60), 0)
-        .unwrap_or(NaiveTime::MIN);
+    let time = NaiveTime::from_hms_opt(
+        u32::from(minute_of_day / 60),
+        u32::from(minute_of_day % 60),
+        0,
+    )
+    .unwrap_or(NaiveTime::MIN);
     for y in (year - 1)..=(year + 2) {
         let day = NaiveDate::from_ymd_opt(y, date.month(), date.day())
             .or_else(|| NaiveDate::from_ymd_opt(y, date.month(), date.day().saturating_sub(1)));
@@ -167,19 +197,52 @@ mod tests {
     #[test]
     fn months_are_calendar_months_clamped() {
         let utc = chrono_tz::UTC;
-        assert_eq!(format_instant(add(at("2026-01-31T10:00:00Z"), Dur::Months(1), utc)), "2026-02-28T10:00:00Z");
-        assert_eq!(format_instant(add(at("2024-02-29T10:00:00Z"), Dur::Months(12), utc)), "2025-02-28T10:00:00Z");
+        assert_eq!(
+            format_instant(add(at("2026-01-31T10:00:00Z"), Dur::Months(1), utc)),
+            "2026-02-28T10:00:00Z"
+        );
+        assert_eq!(
+            format_instant(add(at("2024-02-29T10:00:00Z"), Dur::Months(12), utc)),
+            "2025-02-28T10:00:00Z"
+        );
         let madrid: Tz = "Europe/Madrid".parse().unwrap();
         // 09:00 local in winter (UTC+1) → 09:00 local in summer (UTC+2).
-        assert_eq!(format_instant(add(at("2026-03-01T08:00:00Z"), Dur::Months(1), madrid)), "2026-04-01T07:00:00Z");
+        assert_eq!(
+            format_instant(add(at("2026-03-01T08:00:00Z"), Dur::Months(1), madrid)),
+            "2026-04-01T07:00:00Z"
+        );
     }
 
     #[test]
     fn time_of_day_at_or_after() {
         let utc = chrono_tz::UTC;
-        assert_eq!(format_instant(next_time_of_day(at("2026-03-01T09:00:00Z"), 9 * 60, utc, true)), "2026-03-01T09:00:00Z");
-        assert_eq!(format_instant(next_time_of_day(at("2026-03-01T09:00:00Z"), 9 * 60, utc, false)), "2026-03-02T09:00:00Z");
-        assert_eq!(format_instant(next_time_of_day(at("2026-03-01T09:00:01Z"), 9 * 60, utc, true)), "2026-03-02T09:00:00Z");
+        assert_eq!(
+            format_instant(next_time_of_day(
+                at("2026-03-01T09:00:00Z"),
+                9 * 60,
+                utc,
+                true
+            )),
+            "2026-03-01T09:00:00Z"
+        );
+        assert_eq!(
+            format_instant(next_time_of_day(
+                at("2026-03-01T09:00:00Z"),
+                9 * 60,
+                utc,
+                false
+            )),
+            "2026-03-02T09:00:00Z"
+        );
+        assert_eq!(
+            format_instant(next_time_of_day(
+                at("2026-03-01T09:00:01Z"),
+                9 * 60,
+                utc,
+                true
+            )),
+            "2026-03-02T09:00:00Z"
+        );
     }
 
     #[test]
@@ -193,10 +256,28 @@ mod tests {
     #[test]
     fn quiet_windows_wrap_midnight() {
         let utc = chrono_tz::UTC;
-        let w = QuietWindow { start: 21 * 60, end: 8 * 60 };
-        assert_eq!(quiet_until(at("2026-03-01T23:00:00Z"), w, utc).map(format_instant).as_deref(), Some("2026-03-02T08:00:00Z"));
-        assert_eq!(quiet_until(at("2026-03-01T02:00:00Z"), w, utc).map(format_instant).as_deref(), Some("2026-03-01T08:00:00Z"));
-        assert_eq!(quiet_until(at("2026-03-01T21:00:00Z"), w, utc).map(format_instant).as_deref(), Some("2026-03-02T08:00:00Z"));
+        let w = QuietWindow {
+            start: 21 * 60,
+            end: 8 * 60,
+        };
+        assert_eq!(
+            quiet_until(at("2026-03-01T23:00:00Z"), w, utc)
+                .map(format_instant)
+                .as_deref(),
+            Some("2026-03-02T08:00:00Z")
+        );
+        assert_eq!(
+            quiet_until(at("2026-03-01T02:00:00Z"), w, utc)
+                .map(format_instant)
+                .as_deref(),
+            Some("2026-03-01T08:00:00Z")
+        );
+        assert_eq!(
+            quiet_until(at("2026-03-01T21:00:00Z"), w, utc)
+                .map(format_instant)
+                .as_deref(),
+            Some("2026-03-02T08:00:00Z")
+        );
         assert_eq!(quiet_until(at("2026-03-01T08:00:00Z"), w, utc), None);
         assert_eq!(quiet_until(at("2026-03-01T20:59:59Z"), w, utc), None);
     }
@@ -205,8 +286,26 @@ mod tests {
     fn leap_day_anniversary() {
         let utc = chrono_tz::UTC;
         let d = parse_date("1992-02-29").unwrap();
-        assert_eq!(format_instant(next_anniversary(d, 9 * 60, utc, at("2026-01-01T00:00:00Z"), true)), "2026-02-28T09:00:00Z");
-        assert_eq!(format_instant(next_anniversary(d, 9 * 60, utc, at("2027-03-01T00:00:00Z"), true)), "2028-02-29T09:00:00Z");
+        assert_eq!(
+            format_instant(next_anniversary(
+                d,
+                9 * 60,
+                utc,
+                at("2026-01-01T00:00:00Z"),
+                true
+            )),
+            "2026-02-28T09:00:00Z"
+        );
+        assert_eq!(
+            format_instant(next_anniversary(
+                d,
+                9 * 60,
+                utc,
+                at("2027-03-01T00:00:00Z"),
+                true
+            )),
+            "2028-02-29T09:00:00Z"
+        );
     }
 
     #[test]
@@ -215,7 +314,18 @@ mod tests {
         let day = Dur::Seconds(86_400);
         let first = first_tick(day, Some(9 * 60), utc, at("2026-03-01T09:00:00Z"));
         assert_eq!(format_instant(first), "2026-03-02T09:00:00Z");
-        assert_eq!(format_instant(next_tick(day, utc, first)), "2026-03-03T09:00:00Z");
-        assert_eq!(format_instant(first_tick(Dur::Seconds(6 * 3600), None, utc, at("2026-03-01T07:00:00Z"))), "2026-03-01T12:00:00Z");
+        assert_eq!(
+            format_instant(next_tick(day, utc, first)),
+            "2026-03-03T09:00:00Z"
+        );
+        assert_eq!(
+            format_instant(first_tick(
+                Dur::Seconds(6 * 3600),
+                None,
+                utc,
+                at("2026-03-01T07:00:00Z")
+            )),
+            "2026-03-01T12:00:00Z"
+        );
     }
 }

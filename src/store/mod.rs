@@ -21,7 +21,11 @@ pub trait Store {
     /// Saves a state and (re)queues the contact at its `wake`.
     fn save(&mut self, contact: &str, state: &ContactState) -> Result<(), StoreError>;
     /// Runs `f` on a contact's state (a default one when new) and saves it.
-    fn update<R>(&mut self, contact: &str, f: impl FnOnce(&mut ContactState) -> R) -> Result<R, StoreError> {
+    fn update<R>(
+        &mut self,
+        contact: &str,
+        f: impl FnOnce(&mut ContactState) -> R,
+    ) -> Result<R, StoreError> {
         let mut state = self.load(contact)?.unwrap_or_default();
         let result = f(&mut state);
         self.save(contact, &state)?;
@@ -101,7 +105,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn update<R>(&mut self, contact: &str, f: impl FnOnce(&mut ContactState) -> R) -> Result<R, StoreError> {
+    fn update<R>(
+        &mut self,
+        contact: &str,
+        f: impl FnOnce(&mut ContactState) -> R,
+    ) -> Result<R, StoreError> {
         let (result, wake, pending) = match self.states.get_mut(contact) {
             Some(state) => {
                 let result = f(state);

@@ -20,7 +20,10 @@ impl Span {
     }
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
     pub fn len(self) -> usize {
         self.end.saturating_sub(self.start)
@@ -155,7 +158,12 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 4] = [Channel::Email, Channel::Sms, Channel::Push, Channel::Webhook];
+    pub const ALL: [Channel; 4] = [
+        Channel::Email,
+        Channel::Sms,
+        Channel::Push,
+        Channel::Webhook,
+    ];
     pub fn keyword(self) -> &'static str {
         match self {
             Channel::Email => "email",
@@ -232,7 +240,13 @@ pub enum PolicyKind {
     /// `quiet hours HH:MM..HH:MM`: the default for every flow.
     QuietHours(QuietHours),
     /// `limit CHANNEL N per DURATION`: a frequency cap over all flows, marketing sends only.
-    Limit { channel: Channel, channel_span: Span, count: u32, count_span: Span, per: Duration },
+    Limit {
+        channel: Channel,
+        channel_span: Span,
+        count: u32,
+        count_span: Span,
+        per: Duration,
+    },
 }
 
 /// `event NAME { PROP: TYPE ... }`
@@ -335,7 +349,11 @@ pub enum HeaderKind {
     /// `when entering SEGMENT[(ARGS)]`
     WhenEntering { segment: SegmentRef },
     /// `when every DURATION [at HH:MM] for SEGMENT` (`day`/`week` parse as `1d`/`1w`)
-    WhenEvery { every: DurationExpr, at: Option<TimeOfDay>, segment: SegmentRef },
+    WhenEvery {
+        every: DurationExpr,
+        at: Option<TimeOfDay>,
+        segment: SegmentRef,
+    },
     /// `when anniversary of contact.FIELD [at HH:MM]`
     WhenAnniversary { field: Path, at: Option<TimeOfDay> },
     /// `only if EXPR`
@@ -349,7 +367,11 @@ pub enum HeaderKind {
     /// `quiet hours HH:MM..HH:MM`
     QuietHours(QuietHours),
     /// `goal EVENT [where EXPR] within DURATION`
-    Goal { event: Ident, filter: Option<Expr>, within: DurationExpr },
+    Goal {
+        event: Ident,
+        filter: Option<Expr>,
+        within: DurationExpr,
+    },
     /// `holdout N%`
     Holdout(Percent),
 }
@@ -509,13 +531,19 @@ pub enum StepKind {
     /// `wait for EVENT [where EXPR] [or EVENT [where EXPR]]... up to DURATION ...`
     WaitFor(WaitFor),
     /// `if EXPR { } [else if EXPR { }]... [else { }]`
-    If { branches: Vec<IfBranch>, otherwise: Option<Block> },
+    If {
+        branches: Vec<IfBranch>,
+        otherwise: Option<Block>,
+    },
     /// `split { N% { } ... }`
     Split { arms: Vec<SplitArm> },
     /// `set contact.FIELD = EXPR`
     Set { field: Path, value: Expr },
     /// `unsubscribe CHANNEL | all`
-    Unsubscribe { target: UnsubscribeTarget, target_span: Span },
+    Unsubscribe {
+        target: UnsubscribeTarget,
+        target_span: Span,
+    },
     /// `stop`
     Stop,
 }
@@ -616,23 +644,52 @@ pub enum ExprKind {
     /// A bare name: a segment without arguments, or a parameter.
     Name(Ident),
     /// `NAME(ARGS)`: a parameterised segment.
-    SegmentCall { name: Ident, args: Vec<Arg> },
+    SegmentCall {
+        name: Ident,
+        args: Vec<Arg>,
+    },
     /// `exists(PATH)`
     Exists(Path),
     /// `can_receive(CHANNEL)`
-    CanReceive { channel: Channel, channel_span: Span },
+    CanReceive {
+        channel: Channel,
+        channel_span: Span,
+    },
     /// `count(EVENT [where EXPR] [within DURATION])`
-    Count { event: Ident, filter: Option<Box<Expr>>, within: Option<DurationExpr> },
+    Count {
+        event: Ident,
+        filter: Option<Box<Expr>>,
+        within: Option<DurationExpr>,
+    },
     /// `sum(EVENT.PROP [within DURATION])`
-    Sum { event: Ident, property: Vec<Ident>, within: Option<DurationExpr> },
+    Sum {
+        event: Ident,
+        property: Vec<Ident>,
+        within: Option<DurationExpr>,
+    },
     /// `last(EVENT.PROP)`
-    Last { event: Ident, property: Vec<Ident> },
+    Last {
+        event: Ident,
+        property: Vec<Ident>,
+    },
     /// `since(EVENT)`
-    Since { event: Ident },
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Since {
+        event: Ident,
+    },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `X in [A, B]`
-    In { needle: Box<Expr>, list: Box<Expr> },
+    In {
+        needle: Box<Expr>,
+        list: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -680,7 +737,12 @@ impl BinaryOp {
         match self {
             BinaryOp::Or => 1,
             BinaryOp::And => 2,
-            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => 4,
+            BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge => 4,
             BinaryOp::Add | BinaryOp::Sub => 5,
             BinaryOp::Mul | BinaryOp::Div => 6,
         }

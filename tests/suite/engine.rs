@@ -12,46 +12,77 @@ use std::path::PathBuf;
 const EMAIL: &str = r#""email":"x@example.com","consent":{"email":true,"sms":true,"push":true}"#;
 
 fn identify(contact: &str, time: &str, traits: &str) -> String {
-    format!(r#"{{"type":"identify","userId":"{contact}","timestamp":"{time}","traits":{{{traits}}}}}"#)
+    format!(
+        r#"{{"type":"identify","userId":"{contact}","timestamp":"{time}","traits":{{{traits}}}}}"#
+    )
 }
 
 fn track(contact: &str, time: &str, event: &str, properties: &str) -> String {
-    format!(r#"{{"type":"track","userId":"{contact}","timestamp":"{time}","event":"{event}","properties":{{{properties}}}}}"#)
+    format!(
+        r#"{{"type":"track","userId":"{contact}","timestamp":"{time}","event":"{event}","properties":{{{properties}}}}}"#
+    )
 }
 
 fn compile_project(config: &str, flows: &str) -> CompiledProject {
-    let project = Project::from_sources(PathBuf::from("."), vec![(PathBuf::from("flows/main.flow"), flows.to_string())]);
+    let project = Project::from_sources(
+        PathBuf::from("."),
+        vec![(PathBuf::from("flows/main.flow"), flows.to_string())],
+    );
     let errors: Vec<_> = flowc::check::check(&project)
         .into_iter()
         .filter(|d| d.severity == flowc::diagnostic::Severity::Error)
         .map(|d| simulate::describe_diagnostic(&project, &d))
         .collect();
-    assert!(errors.is_empty(), "the test project has errors:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "the test project has errors:\n{}",
+        errors.join("\n")
+    );
     let config = Config::parse(config).expect("config");
     compile::compile(&project, &config).unwrap_or_else(|d| panic!("compile: {d:?}"))
 }
 
-fn run_full(config: &str, flows: &str, records: &[String], until: Option<&str>, trace: bool) -> (CompiledProject, Simulation) {
+fn run_full(
+    config: &str,
+    flows: &str,
+    records: &[String],
+    until: Option<&str>,
+    trace: bool,
+) -> (CompiledProject, Simulation) {
     let compiled = compile_project(config, flows);
     let parsed = events::parse_jsonl(&records.join("\n")).expect("records");
     for record in &parsed {
         events::validate(record, &compiled.schemas).expect("schema");
     }
-    let options = SimulateOptions { until: until.map(|u| parse_instant(u).expect("until")), trace, ..Default::default() };
+    let options = SimulateOptions {
+        until: until.map(|u| parse_instant(u).expect("until")),
+        trace,
+        ..Default::default()
+    };
     let sim = simulate::run(&compiled, parsed, &options);
     (compiled, sim)
 }
 
 fn run_with(config: &str, flows: &str, records: &[String], until: Option<&str>) -> Vec<String> {
     let (compiled, sim) = run_full(config, flows, records, until, false);
-    sim.deliveries.iter().map(|d| simulate::delivery_line(&compiled, d, false)).collect()
+    sim.deliveries
+        .iter()
+        .map(|d| simulate::delivery_line(&compiled, d, false))
+        .collect()
 }
 
 fn run(flows: &str, records: &[String]) -> Vec<String> {
     run_with("", flows, records, None)
 }
 
-fn line(time: &str, contact: &str, flow: &str, message: &str, channel: &str, reason: Option<&str>) -> String {
+fn line(
+    time: &str,
+    contact: &str,
+    flow: &str,
+    message: &str,
+    channel: &str,
+    reason: Option<&str>,
+) -> String {
     match reason {
         None => format!(
             r#"{{"time":"{time}","contact":"{contact}","flow":"{flow}","message":"{message}","channel":"{channel}","status":"sent"}}"#
@@ -99,7 +130,12 @@ fn abandoned_cart_exit_at_the_same_instant_as_a_reminder() {
     let records = [
         identify("c1", "2026-03-01T09:00:00Z", EMAIL),
         identify("c2", "2026-03-01T09:00:00Z", EMAIL),
-        track("c1", "2026-03-01T10:00:00Z", "Cart Abandoned", r#""cart_url":"u""#),
+        track(
+            "c1",
+            "2026-03-01T10:00:00Z",
+            "Cart Abandoned",
+            r#""cart_url":"u""#,
+        ),
         track("c2", "2026-03-01T10:00:00Z", "cart_abandoned", ""),
         // The order lands at the instant the reminder is due: the exit wins.
         track("c2", "2026-03-01T11:00:00Z", "Order Completed", ""),
@@ -107,8 +143,22 @@ fn abandoned_cart_exit_at_the_same_instant_as_a_reminder() {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T11:00:00Z", "c1", "abandoned_cart", "reminder", "email", None),
-            line("2026-03-02T11:00:00Z", "c1", "abandoned_cart", "reminder", "email", None),
+            line(
+                "2026-03-01T11:00:00Z",
+                "c1",
+                "abandoned_cart",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-02T11:00:00Z",
+                "c1",
+                "abandoned_cart",
+                "reminder",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -127,12 +177,37 @@ fn exit_between_reminders_stops_the_second() {
     );
     let records = [
         identify("c1", "2026-03-01T09:00:00Z", EMAIL),
-        track("c1", "2026-03-01T10:00:00Z", "cart_abandoned", r#""cart_id":"a""#),
+        track(
+            "c1",
+            "2026-03-01T10:00:00Z",
+            "cart_abandoned",
+            r#""cart_id":"a""#,
+        ),
         // A different cart does not stop it.
-        track("c1", "2026-03-01T12:00:00Z", "order_completed", r#""cart_id":"b""#),
-        track("c1", "2026-03-02T10:59:59Z", "order_completed", r#""cart_id":"a""#),
+        track(
+            "c1",
+            "2026-03-01T12:00:00Z",
+            "order_completed",
+            r#""cart_id":"b""#,
+        ),
+        track(
+            "c1",
+            "2026-03-02T10:59:59Z",
+            "order_completed",
+            r#""cart_id":"a""#,
+        ),
     ];
-    assert_eq!(run(&flows, &records), vec![line("2026-03-01T11:00:00Z", "c1", "abandoned_cart", "reminder", "email", None)]);
+    assert_eq!(
+        run(&flows, &records),
+        vec![line(
+            "2026-03-01T11:00:00Z",
+            "c1",
+            "abandoned_cart",
+            "reminder",
+            "email",
+            None
+        )]
+    );
 }
 
 #[test]
@@ -172,27 +247,107 @@ flow double_opt_in {
         track("d3", "2026-03-01T10:00:00Z", "signed_up", ""),
         // d4 unsubscribed from everything: transactional mail stops too.
         identify("d4", "2026-03-01T09:00:00Z", r#""email":"d4@example.com""#),
-        track("d4", "2026-03-01T09:30:00Z", "unsubscribed", r#""channel":"all""#),
+        track(
+            "d4",
+            "2026-03-01T09:30:00Z",
+            "unsubscribed",
+            r#""channel":"all""#,
+        ),
         track("d4", "2026-03-01T10:00:00Z", "signed_up", ""),
         // d5 unsubscribed from email marketing only: confirmations still go out.
         identify("d5", "2026-03-01T09:00:00Z", r#""email":"d5@example.com""#),
-        track("d5", "2026-03-01T09:30:00Z", "unsubscribed", r#""channel":"email""#),
+        track(
+            "d5",
+            "2026-03-01T09:30:00Z",
+            "unsubscribed",
+            r#""channel":"email""#,
+        ),
         track("d5", "2026-03-01T10:00:00Z", "signed_up", ""),
         track("d5", "2026-03-01T11:00:00Z", "email_confirmed", ""),
     ];
     assert_eq!(
         run(flows, &records),
         vec![
-            line("2026-03-01T10:00:00Z", "d1", "double_opt_in", "confirm", "email", None),
-            line("2026-03-01T10:00:00Z", "d2", "double_opt_in", "confirm", "email", None),
-            line("2026-03-01T10:00:00Z", "d3", "double_opt_in", "confirm", "email", Some("no_address")),
-            line("2026-03-01T10:00:00Z", "d4", "double_opt_in", "confirm", "email", Some("unsubscribed")),
-            line("2026-03-01T10:00:00Z", "d5", "double_opt_in", "confirm", "email", None),
-            line("2026-03-01T11:00:00Z", "d5", "double_opt_in", "welcome", "email", Some("no_consent")),
-            line("2026-03-02T09:00:00Z", "d1", "double_opt_in", "welcome", "email", None),
-            line("2026-03-03T10:00:00Z", "d2", "double_opt_in", "confirm", "email", None),
-            line("2026-03-03T10:00:00Z", "d3", "double_opt_in", "confirm", "email", Some("no_address")),
-            line("2026-03-03T10:00:00Z", "d4", "double_opt_in", "confirm", "email", Some("unsubscribed")),
+            line(
+                "2026-03-01T10:00:00Z",
+                "d1",
+                "double_opt_in",
+                "confirm",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "d2",
+                "double_opt_in",
+                "confirm",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "d3",
+                "double_opt_in",
+                "confirm",
+                "email",
+                Some("no_address")
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "d4",
+                "double_opt_in",
+                "confirm",
+                "email",
+                Some("unsubscribed")
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "d5",
+                "double_opt_in",
+                "confirm",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T11:00:00Z",
+                "d5",
+                "double_opt_in",
+                "welcome",
+                "email",
+                Some("no_consent")
+            ),
+            line(
+                "2026-03-02T09:00:00Z",
+                "d1",
+                "double_opt_in",
+                "welcome",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-03T10:00:00Z",
+                "d2",
+                "double_opt_in",
+                "confirm",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-03T10:00:00Z",
+                "d3",
+                "double_opt_in",
+                "confirm",
+                "email",
+                Some("no_address")
+            ),
+            line(
+                "2026-03-03T10:00:00Z",
+                "d4",
+                "double_opt_in",
+                "confirm",
+                "email",
+                Some("unsubscribed")
+            ),
         ]
     );
 }
@@ -211,24 +366,69 @@ fn consent_reasons_come_in_the_contract_order() {
         identify("b", "2026-03-01T09:00:00Z", r#""email":"b@x""#),
         track("b", "2026-03-01T10:00:00Z", "poke", ""),
         identify("c", "2026-03-01T09:00:00Z", EMAIL),
-        track("c", "2026-03-01T09:30:00Z", "unsubscribed", r#""channel":"email""#),
+        track(
+            "c",
+            "2026-03-01T09:30:00Z",
+            "unsubscribed",
+            r#""channel":"email""#,
+        ),
         track("c", "2026-03-01T10:00:00Z", "poke", ""),
         // Consent given again after the unsubscribe: mail may go out again.
         identify("c", "2026-03-01T11:00:00Z", r#""consent":{"email":true}"#),
         track("c", "2026-03-01T12:00:00Z", "poke", ""),
         // An unsubscribe of another channel does not matter.
         identify("d", "2026-03-01T09:00:00Z", EMAIL),
-        track("d", "2026-03-01T09:30:00Z", "unsubscribed", r#""channel":"sms""#),
+        track(
+            "d",
+            "2026-03-01T09:30:00Z",
+            "unsubscribed",
+            r#""channel":"sms""#,
+        ),
         track("d", "2026-03-01T10:00:00Z", "poke", ""),
     ];
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T10:00:00Z", "a", "ping", "reminder", "email", Some("no_address")),
-            line("2026-03-01T10:00:00Z", "b", "ping", "reminder", "email", Some("no_consent")),
-            line("2026-03-01T10:00:00Z", "c", "ping", "reminder", "email", Some("unsubscribed")),
-            line("2026-03-01T10:00:00Z", "d", "ping", "reminder", "email", None),
-            line("2026-03-01T12:00:00Z", "c", "ping", "reminder", "email", None),
+            line(
+                "2026-03-01T10:00:00Z",
+                "a",
+                "ping",
+                "reminder",
+                "email",
+                Some("no_address")
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "b",
+                "ping",
+                "reminder",
+                "email",
+                Some("no_consent")
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "c",
+                "ping",
+                "reminder",
+                "email",
+                Some("unsubscribed")
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "d",
+                "ping",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T12:00:00Z",
+                "c",
+                "ping",
+                "reminder",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -258,10 +458,38 @@ flow win_back_since {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-04-01T12:00:00Z", "w1", "win_back", "promo", "email", None),
-            line("2026-04-01T12:00:01Z", "w1", "win_back_since", "reminder", "email", None),
-            line("2026-06-13T08:30:00Z", "w2", "win_back", "promo", "email", None),
-            line("2026-06-13T08:30:01Z", "w2", "win_back_since", "reminder", "email", None),
+            line(
+                "2026-04-01T12:00:00Z",
+                "w1",
+                "win_back",
+                "promo",
+                "email",
+                None
+            ),
+            line(
+                "2026-04-01T12:00:01Z",
+                "w1",
+                "win_back_since",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-06-13T08:30:00Z",
+                "w2",
+                "win_back",
+                "promo",
+                "email",
+                None
+            ),
+            line(
+                "2026-06-13T08:30:01Z",
+                "w2",
+                "win_back_since",
+                "reminder",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -276,7 +504,11 @@ flow vip_welcome {
 }",
     );
     let records = [
-        identify("v", "2026-03-01T10:00:00Z", &format!("{EMAIL},\"tier\":\"silver\"")),
+        identify(
+            "v",
+            "2026-03-01T10:00:00Z",
+            &format!("{EMAIL},\"tier\":\"silver\""),
+        ),
         identify("v", "2026-03-02T10:00:00Z", r#""tier":"gold""#),
         identify("v", "2026-03-03T10:00:00Z", r#""tier":"silver""#),
         identify("v", "2026-03-04T10:00:00Z", r#""tier":"gold""#),
@@ -284,8 +516,22 @@ flow vip_welcome {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-02T10:00:00Z", "v", "vip_welcome", "promo", "email", None),
-            line("2026-03-04T10:00:00Z", "v", "vip_welcome", "promo", "email", None),
+            line(
+                "2026-03-02T10:00:00Z",
+                "v",
+                "vip_welcome",
+                "promo",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-04T10:00:00Z",
+                "v",
+                "vip_welcome",
+                "promo",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -303,9 +549,21 @@ flow browse_abandonment {
 }",
     );
     let records = [
-        identify("madrid", "2026-03-02T20:00:00Z", &format!("{EMAIL},\"timezone\":\"Europe/Madrid\"")),
-        identify("new_york", "2026-03-02T20:00:00Z", &format!("{EMAIL},\"timezone\":\"America/New_York\"")),
-        identify("tokyo", "2026-03-02T20:00:00Z", &format!("{EMAIL},\"timezone\":\"Asia/Tokyo\"")),
+        identify(
+            "madrid",
+            "2026-03-02T20:00:00Z",
+            &format!("{EMAIL},\"timezone\":\"Europe/Madrid\""),
+        ),
+        identify(
+            "new_york",
+            "2026-03-02T20:00:00Z",
+            &format!("{EMAIL},\"timezone\":\"America/New_York\""),
+        ),
+        identify(
+            "tokyo",
+            "2026-03-02T20:00:00Z",
+            &format!("{EMAIL},\"timezone\":\"Asia/Tokyo\""),
+        ),
         track("madrid", "2026-03-02T20:30:00Z", "product_viewed", ""),
         track("new_york", "2026-03-02T20:30:00Z", "product_viewed", ""),
         track("tokyo", "2026-03-02T20:30:00Z", "product_viewed", ""),
@@ -314,11 +572,32 @@ flow browse_abandonment {
         run(&flows, &records),
         vec![
             // 16:30 in New York: no quiet hours.
-            line("2026-03-02T21:30:00Z", "new_york", "browse_abandonment", "reminder", "email", None),
+            line(
+                "2026-03-02T21:30:00Z",
+                "new_york",
+                "browse_abandonment",
+                "reminder",
+                "email",
+                None
+            ),
             // 06:30 in Tokyo: deferred to 08:00 local.
-            line("2026-03-02T23:00:00Z", "tokyo", "browse_abandonment", "reminder", "email", None),
+            line(
+                "2026-03-02T23:00:00Z",
+                "tokyo",
+                "browse_abandonment",
+                "reminder",
+                "email",
+                None
+            ),
             // 22:30 in Madrid: deferred to 08:00 local the next morning.
-            line("2026-03-03T07:00:00Z", "madrid", "browse_abandonment", "reminder", "email", None),
+            line(
+                "2026-03-03T07:00:00Z",
+                "madrid",
+                "browse_abandonment",
+                "reminder",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -345,7 +624,12 @@ flow nudges {
         identify("b", "2026-03-01T20:00:00Z", EMAIL),
         track("b", "2026-03-01T23:00:00Z", "viewed", ""),
         // Consent withdrawn during the deferral: decided at 07:00.
-        track("b", "2026-03-02T01:00:00Z", "unsubscribed", r#""channel":"email""#),
+        track(
+            "b",
+            "2026-03-02T01:00:00Z",
+            "unsubscribed",
+            r#""channel":"email""#,
+        ),
         identify("c", "2026-03-01T20:00:00Z", EMAIL),
         track("c", "2026-03-01T23:00:00Z", "viewed", ""),
         // An exit during the deferral cancels it.
@@ -356,12 +640,54 @@ flow nudges {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T20:30:00Z", "a", "nudges", "reminder", "email", None),
-            line("2026-03-01T21:30:00Z", "a", "nudges", "promo", "email", None),
-            line("2026-03-02T07:00:00Z", "b", "nudges", "reminder", "email", Some("unsubscribed")),
-            line("2026-03-02T07:00:00Z", "d", "nudges", "reminder", "email", None),
-            line("2026-03-02T08:00:00Z", "b", "nudges", "promo", "email", Some("unsubscribed")),
-            line("2026-03-02T08:00:00Z", "d", "nudges", "promo", "email", None),
+            line(
+                "2026-03-01T20:30:00Z",
+                "a",
+                "nudges",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T21:30:00Z",
+                "a",
+                "nudges",
+                "promo",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-02T07:00:00Z",
+                "b",
+                "nudges",
+                "reminder",
+                "email",
+                Some("unsubscribed")
+            ),
+            line(
+                "2026-03-02T07:00:00Z",
+                "d",
+                "nudges",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-02T08:00:00Z",
+                "b",
+                "nudges",
+                "promo",
+                "email",
+                Some("unsubscribed")
+            ),
+            line(
+                "2026-03-02T08:00:00Z",
+                "d",
+                "nudges",
+                "promo",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -380,13 +706,37 @@ flow orders {
     send receipt
 }",
     );
-    let records = [identify("t", "2026-03-01T09:00:00Z", EMAIL), track("t", "2026-03-01T23:00:00Z", "order_placed", "")];
+    let records = [
+        identify("t", "2026-03-01T09:00:00Z", EMAIL),
+        track("t", "2026-03-01T23:00:00Z", "order_placed", ""),
+    ];
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T23:00:00Z", "t", "orders", "receipt", "email", None),
-            line("2026-03-02T08:00:00Z", "t", "orders", "promo", "email", None),
-            line("2026-03-02T08:00:00Z", "t", "orders", "receipt", "email", None),
+            line(
+                "2026-03-01T23:00:00Z",
+                "t",
+                "orders",
+                "receipt",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-02T08:00:00Z",
+                "t",
+                "orders",
+                "promo",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-02T08:00:00Z",
+                "t",
+                "orders",
+                "receipt",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -419,10 +769,38 @@ flow espresso_weekly {
     assert_eq!(
         run_with("", flows, &records, Some("2026-03-12T23:59:59Z")),
         vec![
-            line("2026-03-02T09:00:00Z", "e1", "espresso_weekly", "espresso_tip", "email", None),
-            line("2026-03-05T09:00:00Z", "e2", "espresso_weekly", "espresso_tip", "email", None),
-            line("2026-03-09T09:00:00Z", "e1", "espresso_weekly", "espresso_tip", "email", None),
-            line("2026-03-12T09:00:00Z", "e2", "espresso_weekly", "espresso_tip", "email", None),
+            line(
+                "2026-03-02T09:00:00Z",
+                "e1",
+                "espresso_weekly",
+                "espresso_tip",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-05T09:00:00Z",
+                "e2",
+                "espresso_weekly",
+                "espresso_tip",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-09T09:00:00Z",
+                "e1",
+                "espresso_weekly",
+                "espresso_tip",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-12T09:00:00Z",
+                "e2",
+                "espresso_weekly",
+                "espresso_tip",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -443,8 +821,20 @@ flow once {
 "#;
     let records = [identify("p", "2026-03-01T10:00:00Z", EMAIL)];
     assert_eq!(
-        run_with("[defaults]\ntimezone = \"Europe/Madrid\"\n", flows, &records, Some("2026-03-05T00:00:00Z")),
-        vec![line("2026-03-02T08:00:00Z", "p", "once", "tip", "email", None)]
+        run_with(
+            "[defaults]\ntimezone = \"Europe/Madrid\"\n",
+            flows,
+            &records,
+            Some("2026-03-05T00:00:00Z")
+        ),
+        vec![line(
+            "2026-03-02T08:00:00Z",
+            "p",
+            "once",
+            "tip",
+            "email",
+            None
+        )]
     );
 }
 
@@ -471,20 +861,71 @@ flow order_follow_up {
 "#;
     let records = [
         identify("o", "2026-03-01T09:00:00Z", EMAIL),
-        track("o", "2026-03-01T10:00:00Z", "order_placed", r#""order_id":"A""#),
-        track("o", "2026-03-01T11:00:00Z", "order_placed", r#""order_id":"B""#),
-        track("o", "2026-03-01T12:00:00Z", "order_placed", r#""order_id":"C""#),
-        track("o", "2026-03-02T09:00:00Z", "order_shipped", r#""order_id":"B""#),
-        track("o", "2026-03-03T09:00:00Z", "order_shipped", r#""order_id":"A""#),
+        track(
+            "o",
+            "2026-03-01T10:00:00Z",
+            "order_placed",
+            r#""order_id":"A""#,
+        ),
+        track(
+            "o",
+            "2026-03-01T11:00:00Z",
+            "order_placed",
+            r#""order_id":"B""#,
+        ),
+        track(
+            "o",
+            "2026-03-01T12:00:00Z",
+            "order_placed",
+            r#""order_id":"C""#,
+        ),
+        track(
+            "o",
+            "2026-03-02T09:00:00Z",
+            "order_shipped",
+            r#""order_id":"B""#,
+        ),
+        track(
+            "o",
+            "2026-03-03T09:00:00Z",
+            "order_shipped",
+            r#""order_id":"A""#,
+        ),
         // A second shipment of A finds nobody waiting.
-        track("o", "2026-03-04T09:00:00Z", "order_shipped", r#""order_id":"A""#),
+        track(
+            "o",
+            "2026-03-04T09:00:00Z",
+            "order_shipped",
+            r#""order_id":"A""#,
+        ),
     ];
     assert_eq!(
         run(flows, &records),
         vec![
-            line("2026-03-02T09:00:00Z", "o", "order_follow_up", "shipped_notice", "email", None),
-            line("2026-03-03T09:00:00Z", "o", "order_follow_up", "shipped_notice", "email", None),
-            line("2026-03-06T12:00:00Z", "o", "order_follow_up", "delay_apology", "email", None),
+            line(
+                "2026-03-02T09:00:00Z",
+                "o",
+                "order_follow_up",
+                "shipped_notice",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-03T09:00:00Z",
+                "o",
+                "order_follow_up",
+                "shipped_notice",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-06T12:00:00Z",
+                "o",
+                "order_follow_up",
+                "delay_apology",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -507,13 +948,27 @@ fn wait_for_several_events_first_wins() {
 }",
     );
     let records = [
-        identify("r1", "2026-03-01T09:00:00Z", &format!("{EMAIL},\"phone\":\"+34\"")),
+        identify(
+            "r1",
+            "2026-03-01T09:00:00Z",
+            &format!("{EMAIL},\"phone\":\"+34\""),
+        ),
         track("r1", "2026-03-01T10:00:00Z", "delivered", ""),
-        track("r1", "2026-03-01T12:00:00Z", "returned", r#""reason":"broken""#),
+        track(
+            "r1",
+            "2026-03-01T12:00:00Z",
+            "returned",
+            r#""reason":"broken""#,
+        ),
         track("r1", "2026-03-01T13:00:00Z", "reviewed", ""),
         identify("r2", "2026-03-01T09:00:00Z", EMAIL),
         track("r2", "2026-03-01T10:00:00Z", "delivered", ""),
-        track("r2", "2026-03-01T11:00:00Z", "returned", r#""reason":"size""#),
+        track(
+            "r2",
+            "2026-03-01T11:00:00Z",
+            "returned",
+            r#""reason":"size""#,
+        ),
         track("r2", "2026-03-01T12:00:00Z", "reviewed", ""),
         identify("r3", "2026-03-01T09:00:00Z", EMAIL),
         track("r3", "2026-03-01T10:00:00Z", "delivered", ""),
@@ -521,9 +976,30 @@ fn wait_for_several_events_first_wins() {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T12:00:00Z", "r1", "survey", "text_ping", "sms", None),
-            line("2026-03-01T12:00:00Z", "r2", "survey", "promo", "email", None),
-            line("2026-03-04T10:00:00Z", "r3", "survey", "reminder", "email", None),
+            line(
+                "2026-03-01T12:00:00Z",
+                "r1",
+                "survey",
+                "text_ping",
+                "sms",
+                None
+            ),
+            line(
+                "2026-03-01T12:00:00Z",
+                "r2",
+                "survey",
+                "promo",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-04T10:00:00Z",
+                "r3",
+                "survey",
+                "reminder",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -541,24 +1017,87 @@ flow birthday {
 }
 "#;
     let records = [
-        identify("madrid", "2026-03-01T10:00:00Z", &format!("{EMAIL},\"timezone\":\"Europe/Madrid\",\"birthday\":\"1990-03-05\"")),
-        identify("la", "2026-03-01T10:00:00Z", &format!("{EMAIL},\"timezone\":\"America/Los_Angeles\",\"birthday\":\"1985-03-05\"")),
-        identify("tokyo", "2026-03-01T10:00:00Z", &format!("{EMAIL},\"timezone\":\"Asia/Tokyo\",\"birthday\":\"1980-03-05\"")),
-        identify("leap", "2026-03-01T10:00:00Z", &format!("{EMAIL},\"birthday\":\"1992-02-29\"")),
-        identify("bad", "2026-03-01T10:00:00Z", &format!("{EMAIL},\"birthday\":\"soon\"")),
-        identify("no_tz", "2026-03-01T10:00:00Z", &format!("{EMAIL},\"timezone\":\"Mars/Olympus\",\"birthday\":\"2000-03-06\"")),
+        identify(
+            "madrid",
+            "2026-03-01T10:00:00Z",
+            &format!("{EMAIL},\"timezone\":\"Europe/Madrid\",\"birthday\":\"1990-03-05\""),
+        ),
+        identify(
+            "la",
+            "2026-03-01T10:00:00Z",
+            &format!("{EMAIL},\"timezone\":\"America/Los_Angeles\",\"birthday\":\"1985-03-05\""),
+        ),
+        identify(
+            "tokyo",
+            "2026-03-01T10:00:00Z",
+            &format!("{EMAIL},\"timezone\":\"Asia/Tokyo\",\"birthday\":\"1980-03-05\""),
+        ),
+        identify(
+            "leap",
+            "2026-03-01T10:00:00Z",
+            &format!("{EMAIL},\"birthday\":\"1992-02-29\""),
+        ),
+        identify(
+            "bad",
+            "2026-03-01T10:00:00Z",
+            &format!("{EMAIL},\"birthday\":\"soon\""),
+        ),
+        identify(
+            "no_tz",
+            "2026-03-01T10:00:00Z",
+            &format!("{EMAIL},\"timezone\":\"Mars/Olympus\",\"birthday\":\"2000-03-06\""),
+        ),
     ];
     let (compiled, sim) = run_full("", flows, &records, Some("2027-03-01T00:00:00Z"), false);
-    let lines: Vec<String> = sim.deliveries.iter().map(|d| simulate::delivery_line(&compiled, d, false)).collect();
+    let lines: Vec<String> = sim
+        .deliveries
+        .iter()
+        .map(|d| simulate::delivery_line(&compiled, d, false))
+        .collect();
     assert_eq!(
         lines,
         vec![
-            line("2026-03-05T00:00:00Z", "tokyo", "birthday", "happy_birthday", "email", None),
-            line("2026-03-05T08:00:00Z", "madrid", "birthday", "happy_birthday", "email", None),
-            line("2026-03-05T17:00:00Z", "la", "birthday", "happy_birthday", "email", None),
+            line(
+                "2026-03-05T00:00:00Z",
+                "tokyo",
+                "birthday",
+                "happy_birthday",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-05T08:00:00Z",
+                "madrid",
+                "birthday",
+                "happy_birthday",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-05T17:00:00Z",
+                "la",
+                "birthday",
+                "happy_birthday",
+                "email",
+                None
+            ),
             // An unknown timezone falls back to the project default (UTC).
-            line("2026-03-06T09:00:00Z", "no_tz", "birthday", "happy_birthday", "email", None),
-            line("2027-02-28T09:00:00Z", "leap", "birthday", "happy_birthday", "email", None),
+            line(
+                "2026-03-06T09:00:00Z",
+                "no_tz",
+                "birthday",
+                "happy_birthday",
+                "email",
+                None
+            ),
+            line(
+                "2027-02-28T09:00:00Z",
+                "leap",
+                "birthday",
+                "happy_birthday",
+                "email",
+                None
+            ),
         ]
     );
     let warnings: Vec<&str> = sim
@@ -567,8 +1106,18 @@ flow birthday {
         .filter(|t| t.kind == flowc::engine::TraceKind::Warning)
         .map(|t| t.text.as_str())
         .collect();
-    assert!(warnings.iter().any(|w| w.contains("`contact.birthday` = \"soon\" is not a YYYY-MM-DD date")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("unknown timezone `Mars/Olympus`")), "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("`contact.birthday` = \"soon\" is not a YYYY-MM-DD date")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("unknown timezone `Mars/Olympus`")),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -583,7 +1132,11 @@ flow birthday {
     send happy_birthday
 }
 "#;
-    let records = [identify("x", "2026-03-01T10:00:00Z", &format!("{EMAIL},\"birthday\":\"1990-03-05\""))];
+    let records = [identify(
+        "x",
+        "2026-03-01T10:00:00Z",
+        &format!("{EMAIL},\"birthday\":\"1990-03-05\""),
+    )];
     assert!(run(flows, &records).is_empty());
 }
 
@@ -606,15 +1159,46 @@ flow b_promo {
     send promo
 }",
     );
-    let records = [identify("f", "2026-03-01T10:00:00Z", EMAIL), track("f", "2026-03-01T10:00:00Z", "signed_up", "")];
+    let records = [
+        identify("f", "2026-03-01T10:00:00Z", EMAIL),
+        track("f", "2026-03-01T10:00:00Z", "signed_up", ""),
+    ];
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T10:00:00Z", "f", "a_welcome", "reminder", "email", None),
-            line("2026-03-01T10:00:00Z", "f", "b_promo", "promo", "email", Some("frequency_cap")),
-            line("2026-03-02T09:00:00Z", "f", "b_promo", "promo", "email", Some("frequency_cap")),
+            line(
+                "2026-03-01T10:00:00Z",
+                "f",
+                "a_welcome",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "f",
+                "b_promo",
+                "promo",
+                "email",
+                Some("frequency_cap")
+            ),
+            line(
+                "2026-03-02T09:00:00Z",
+                "f",
+                "b_promo",
+                "promo",
+                "email",
+                Some("frequency_cap")
+            ),
             // Exactly 24h later the first send has left the window (`now - D < t`).
-            line("2026-03-02T10:00:00Z", "f", "a_welcome", "reminder", "email", None),
+            line(
+                "2026-03-02T10:00:00Z",
+                "f",
+                "a_welcome",
+                "reminder",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -640,8 +1224,22 @@ flow texts {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T10:00:00Z", "s", "texts", "text_ping", "sms", Some("no_address")),
-            line("2026-03-01T11:00:00Z", "s", "texts", "text_ping", "sms", None),
+            line(
+                "2026-03-01T10:00:00Z",
+                "s",
+                "texts",
+                "text_ping",
+                "sms",
+                Some("no_address")
+            ),
+            line(
+                "2026-03-01T11:00:00Z",
+                "s",
+                "texts",
+                "text_ping",
+                "sms",
+                None
+            ),
         ]
     );
 }
@@ -665,9 +1263,27 @@ fn holdout_entrants_appear_once_at_their_first_send() {
         track("h", "2026-03-03T10:00:00Z", "order_completed", ""),
     ];
     let (compiled, sim) = run_full("", &flows, &records, None, true);
-    let lines: Vec<String> = sim.deliveries.iter().map(|d| simulate::delivery_line(&compiled, d, false)).collect();
-    assert_eq!(lines, vec![line("2026-03-01T11:00:00Z", "h", "control_all", "reminder", "email", Some("holdout"))]);
-    assert_eq!(sim.conversions.len(), 1, "the holdout's conversion is counted");
+    let lines: Vec<String> = sim
+        .deliveries
+        .iter()
+        .map(|d| simulate::delivery_line(&compiled, d, false))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![line(
+            "2026-03-01T11:00:00Z",
+            "h",
+            "control_all",
+            "reminder",
+            "email",
+            Some("holdout")
+        )]
+    );
+    assert_eq!(
+        sim.conversions.len(),
+        1,
+        "the holdout's conversion is counted"
+    );
 }
 
 #[test]
@@ -682,7 +1298,12 @@ fn holdout_share_is_deterministic_per_contact_and_flow() {
     let mut records = Vec::new();
     for i in 0..400 {
         records.push(identify(&format!("c{i}"), "2026-03-01T09:00:00Z", EMAIL));
-        records.push(track(&format!("c{i}"), "2026-03-01T10:00:00Z", "signed_up", ""));
+        records.push(track(
+            &format!("c{i}"),
+            "2026-03-01T10:00:00Z",
+            "signed_up",
+            "",
+        ));
     }
     let first = run(&flows, &records);
     assert_eq!(first, run(&flows, &records));
@@ -690,7 +1311,11 @@ fn holdout_share_is_deterministic_per_contact_and_flow() {
     let held = first.iter().filter(|l| l.contains("holdout")).count();
     assert!((80..160).contains(&held), "{held} of 400 held out for 30%");
     for (i, l) in first.iter().enumerate() {
-        let contact = l.split("\"contact\":\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default();
+        let contact = l
+            .split("\"contact\":\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_default();
         let expect_holdout = flowc::engine::stable_bucket(contact, "half", "holdout") < 3000;
         assert_eq!(l.contains("holdout"), expect_holdout, "line {i}: {l}");
     }
@@ -714,7 +1339,12 @@ fn split_is_deterministic_per_contact() {
     let mut records = Vec::new();
     for i in 0..200 {
         records.push(identify(&format!("s{i}"), "2026-03-01T09:00:00Z", EMAIL));
-        records.push(track(&format!("s{i}"), "2026-03-01T10:00:00Z", "signed_up", ""));
+        records.push(track(
+            &format!("s{i}"),
+            "2026-03-01T10:00:00Z",
+            "signed_up",
+            "",
+        ));
     }
     let first = run(&flows, &records);
     assert_eq!(first, run(&flows, &records));
@@ -741,7 +1371,9 @@ fn message_id_dedupe() {
 }",
     );
     let with_id = |t: &str, id: &str| {
-        format!(r#"{{"type":"track","userId":"m","timestamp":"{t}","event":"poke","messageId":"{id}"}}"#)
+        format!(
+            r#"{{"type":"track","userId":"m","timestamp":"{t}","event":"poke","messageId":"{id}"}}"#
+        )
     };
     let records = [
         identify("m", "2026-03-01T09:00:00Z", EMAIL),
@@ -753,8 +1385,22 @@ fn message_id_dedupe() {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T10:00:00Z", "m", "ping", "reminder", "email", None),
-            line("2026-03-01T12:00:00Z", "m", "ping", "reminder", "email", None),
+            line(
+                "2026-03-01T10:00:00Z",
+                "m",
+                "ping",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T12:00:00Z",
+                "m",
+                "ping",
+                "reminder",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -791,11 +1437,46 @@ flow after_a_day {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T10:00:00Z", "e", "after_a_day", "receipt", "email", None),
-            line("2026-03-01T10:00:00Z", "e", "default_rule", "reminder", "email", None),
-            line("2026-03-01T10:00:00Z", "e", "never_again", "promo", "email", None),
-            line("2026-03-02T10:00:00Z", "e", "default_rule", "reminder", "email", None),
-            line("2026-03-02T10:00:01Z", "e", "after_a_day", "receipt", "email", None),
+            line(
+                "2026-03-01T10:00:00Z",
+                "e",
+                "after_a_day",
+                "receipt",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "e",
+                "default_rule",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "e",
+                "never_again",
+                "promo",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-02T10:00:00Z",
+                "e",
+                "default_rule",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-02T10:00:01Z",
+                "e",
+                "after_a_day",
+                "receipt",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -816,7 +1497,17 @@ fn exit_if_is_checked_before_every_step() {
         track("x", "2026-03-01T10:00:00Z", "signed_up", ""),
         identify("x", "2026-03-01T12:00:00Z", r#""customer":true"#),
     ];
-    assert_eq!(run(&flows, &records), vec![line("2026-03-01T10:00:00Z", "x", "nurture", "reminder", "email", None)]);
+    assert_eq!(
+        run(&flows, &records),
+        vec![line(
+            "2026-03-01T10:00:00Z",
+            "x",
+            "nurture",
+            "reminder",
+            "email",
+            None
+        )]
+    );
 }
 
 #[test]
@@ -850,11 +1541,39 @@ fn if_set_and_unsubscribe_steps() {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T10:00:00Z", "f", "onboarding", "reminder", "email", Some("unsubscribed")),
+            line(
+                "2026-03-01T10:00:00Z",
+                "f",
+                "onboarding",
+                "reminder",
+                "email",
+                Some("unsubscribed")
+            ),
             // `trigger.plan == null` is false: a comparison with null is false.
-            line("2026-03-01T10:00:00Z", "n", "onboarding", "reminder", "email", Some("unsubscribed")),
-            line("2026-03-01T10:00:00Z", "p", "onboarding", "promo", "email", None),
-            line("2026-03-01T10:00:00Z", "p", "onboarding", "receipt", "email", None),
+            line(
+                "2026-03-01T10:00:00Z",
+                "n",
+                "onboarding",
+                "reminder",
+                "email",
+                Some("unsubscribed")
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "p",
+                "onboarding",
+                "promo",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "p",
+                "onboarding",
+                "receipt",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -871,15 +1590,33 @@ fn wait_until_uses_the_contact_timezone() {
 }",
     );
     let records = [
-        identify("m", "2026-03-01T00:00:00Z", &format!("{EMAIL},\"timezone\":\"America/New_York\"")),
+        identify(
+            "m",
+            "2026-03-01T00:00:00Z",
+            &format!("{EMAIL},\"timezone\":\"America/New_York\""),
+        ),
         track("m", "2026-03-01T10:00:00Z", "poke", ""),
     ];
     // 05:00 in New York: 09:00 local is 14:00Z; the second `wait until` is already there.
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T14:00:00Z", "m", "morning", "reminder", "email", None),
-            line("2026-03-01T14:00:00Z", "m", "morning", "promo", "email", None),
+            line(
+                "2026-03-01T14:00:00Z",
+                "m",
+                "morning",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T14:00:00Z",
+                "m",
+                "morning",
+                "promo",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -894,7 +1631,11 @@ fn calendar_months_follow_the_contact_timezone() {
 }",
     );
     let records = [
-        identify("m", "2026-01-01T00:00:00Z", &format!("{EMAIL},\"timezone\":\"Europe/Madrid\"")),
+        identify(
+            "m",
+            "2026-01-01T00:00:00Z",
+            &format!("{EMAIL},\"timezone\":\"Europe/Madrid\""),
+        ),
         track("m", "2026-03-15T09:00:00Z", "poke", ""),
         identify("u", "2026-01-01T00:00:00Z", EMAIL),
         track("u", "2026-01-31T09:00:00Z", "poke", ""),
@@ -902,9 +1643,23 @@ fn calendar_months_follow_the_contact_timezone() {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-02-28T09:00:00Z", "u", "monthly", "reminder", "email", None),
+            line(
+                "2026-02-28T09:00:00Z",
+                "u",
+                "monthly",
+                "reminder",
+                "email",
+                None
+            ),
             // 10:00 local before the DST change, 10:00 local after it.
-            line("2026-04-15T08:00:00Z", "m", "monthly", "reminder", "email", None),
+            line(
+                "2026-04-15T08:00:00Z",
+                "m",
+                "monthly",
+                "reminder",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -922,19 +1677,42 @@ flow orders {
 }",
     );
     let compiled = compile_project("", &flows);
-    let ok = events::parse_jsonl(&track("a", "2026-03-01T10:00:00Z", "Order Placed", r#""order_id":"1","total":150"#)).unwrap();
+    let ok = events::parse_jsonl(&track(
+        "a",
+        "2026-03-01T10:00:00Z",
+        "Order Placed",
+        r#""order_id":"1","total":150"#,
+    ))
+    .unwrap();
     assert!(events::validate(&ok[0], &compiled.schemas).is_ok());
     let bad = events::parse_jsonl(&format!(
         "{}\n{}",
         identify("a", "2026-03-01T09:00:00Z", ""),
-        track("a", "2026-03-01T10:00:00Z", "order_placed", r#""order_id":7"#)
+        track(
+            "a",
+            "2026-03-01T10:00:00Z",
+            "order_placed",
+            r#""order_id":7"#
+        )
     ))
     .unwrap();
     let error = events::validate(&bad[1], &compiled.schemas).unwrap_err();
     assert_eq!(error.line, 2);
-    assert!(error.reason.contains("`order_id`") && error.reason.contains("string"), "{error}");
-    let missing = events::parse_jsonl(&track("a", "2026-03-01T10:00:00Z", "order_placed", r#""total":1"#)).unwrap();
-    assert!(events::validate(&missing[0], &compiled.schemas).unwrap_err().reason.contains("requires property `order_id`"));
+    assert!(
+        error.reason.contains("`order_id`") && error.reason.contains("string"),
+        "{error}"
+    );
+    let missing = events::parse_jsonl(&track(
+        "a",
+        "2026-03-01T10:00:00Z",
+        "order_placed",
+        r#""total":1"#,
+    ))
+    .unwrap();
+    assert!(events::validate(&missing[0], &compiled.schemas)
+        .unwrap_err()
+        .reason
+        .contains("requires property `order_id`"));
 }
 
 #[test]
@@ -983,8 +1761,22 @@ flow lapsed_visitors {
     assert_eq!(
         run(&flows, &records),
         vec![
-            line("2026-03-01T12:00:00Z", "t", "cart_nudge", "reminder", "email", None),
-            line("2026-03-11T10:00:00Z", "t", "lapsed_visitors", "promo", "email", None),
+            line(
+                "2026-03-01T12:00:00Z",
+                "t",
+                "cart_nudge",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-11T10:00:00Z",
+                "t",
+                "lapsed_visitors",
+                "promo",
+                "email",
+                None
+            ),
         ]
     );
 }
@@ -1003,7 +1795,12 @@ fn contact_state_stays_small() {
     );
     let records = [
         identify("c1", "2026-03-01T09:00:00Z", EMAIL),
-        track("c1", "2026-03-01T10:00:00Z", "cart_abandoned", r#""cart_url":"https://shop.example/cart/9""#),
+        track(
+            "c1",
+            "2026-03-01T10:00:00Z",
+            "cart_abandoned",
+            r#""cart_url":"https://shop.example/cart/9""#,
+        ),
     ];
     let (_, sim) = run_full("", &flows, &records, Some("2026-03-01T10:30:00Z"), false);
     let state = sim.store.get("c1").unwrap();
@@ -1023,7 +1820,11 @@ fn write_project(flows: &str, events: &str) -> tempfile::TempDir {
 }
 
 fn flowc(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_flowc")).current_dir(dir).args(args).output().expect("run flowc")
+    std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run flowc")
 }
 
 const CART: &str = "message reminder: email {
@@ -1041,35 +1842,75 @@ flow abandoned_cart {
 #[test]
 fn cli_simulate_prints_the_delivery_lines() {
     let events = [
-        identify("c1", "2026-03-01T09:00:00Z", &format!("{EMAIL},\"first_name\":\"Ana\"")),
+        identify(
+            "c1",
+            "2026-03-01T09:00:00Z",
+            &format!("{EMAIL},\"first_name\":\"Ana\""),
+        ),
         track("c1", "2026-03-01T10:00:00Z", "Cart Abandoned", ""),
     ]
     .join("\n");
     let dir = write_project(CART, &events);
     let output = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        format!("{}\n", line("2026-03-01T11:00:00Z", "c1", "abandoned_cart", "reminder", "email", None))
+        format!(
+            "{}\n",
+            line(
+                "2026-03-01T11:00:00Z",
+                "c1",
+                "abandoned_cart",
+                "reminder",
+                "email",
+                None
+            )
+        )
     );
-    let traced = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl", "--trace", "--render"]);
+    let traced = flowc(
+        dir.path(),
+        &[
+            "simulate",
+            ".",
+            "--events",
+            "events.jsonl",
+            "--trace",
+            "--render",
+        ],
+    );
     assert!(traced.status.success());
     let stdout = String::from_utf8_lossy(&traced.stdout);
-    assert!(stdout.contains(r#""rendered":{"subject":"Hi Ana","body":"<p>Your cart</p>"}"#), "{stdout}");
+    assert!(
+        stdout.contains(r#""rendered":{"subject":"Hi Ana","body":"<p>Your cart</p>"}"#),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&traced.stderr);
-    assert!(stderr.contains("c1 abandoned_cart entered: when `cart_abandoned`: entered"), "{stderr}");
+    assert!(
+        stderr.contains("c1 abandoned_cart entered: when `cart_abandoned`: entered"),
+        "{stderr}"
+    );
     assert!(stderr.contains("completed"), "{stderr}");
 }
 
 #[test]
 fn cli_simulate_bad_line_names_the_line_and_simulates_nothing() {
-    let events = format!("{}\n{{\"type\":\"track\",\"userId\":\"c1\"\n", identify("c1", "2026-03-01T09:00:00Z", EMAIL));
+    let events = format!(
+        "{}\n{{\"type\":\"track\",\"userId\":\"c1\"\n",
+        identify("c1", "2026-03-01T09:00:00Z", EMAIL)
+    );
     let dir = write_project(CART, &events);
     let output = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("events.jsonl: line 2: not valid JSON"), "{stderr}");
+    assert!(
+        stderr.contains("events.jsonl: line 2: not valid JSON"),
+        "{stderr}"
+    );
     assert!(stderr.contains("nothing was simulated"), "{stderr}");
 }
 
@@ -1087,17 +1928,34 @@ fn cli_simulate_cannot_run_without_its_inputs() {
     let dir = write_project(CART, "");
     let missing = flowc(dir.path(), &["simulate", ".", "--events", "nope.jsonl"]);
     assert_eq!(missing.status.code(), Some(2));
-    let bad_until = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl", "--until", "tomorrow"]);
+    let bad_until = flowc(
+        dir.path(),
+        &[
+            "simulate",
+            ".",
+            "--events",
+            "events.jsonl",
+            "--until",
+            "tomorrow",
+        ],
+    );
     assert_eq!(bad_until.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad_until.stderr).contains("`--until tomorrow` is not an RFC 3339 time"));
+    assert!(String::from_utf8_lossy(&bad_until.stderr)
+        .contains("`--until tomorrow` is not an RFC 3339 time"));
 }
 
 #[test]
 fn cli_build_writes_state_machines_with_hashes() {
     let dir = write_project(CART, "");
     let output = flowc(dir.path(), &["build", ".", "--out", "build.json"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("build.json")).unwrap()).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("build.json")).unwrap())
+            .unwrap();
     assert_eq!(json["format_version"], 1);
     assert_eq!(json["flows"][0]["name"], "abandoned_cart");
     assert_eq!(json["flows"][0]["hash"].as_str().unwrap().len(), 64);
