@@ -172,11 +172,9 @@ pub fn run(
                             text: "schedule tick".to_string(),
                         });
                     }
-                    for contact in store.contacts() {
-                        let _ = store.update(&contact, |state| {
-                            engine.apply(&contact, state, Input::Tick(flow), t, &mut out)
-                        });
-                    }
+                    store.update_all(|contact, state| {
+                        engine.apply(contact, state, Input::Tick(flow), t, &mut out)
+                    });
                     let every =
                         project.flows[flow.index()]
                             .triggers

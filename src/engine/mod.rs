@@ -235,7 +235,15 @@ impl<'p> Engine<'p> {
         now: Instant,
         out: &mut Outcome,
     ) {
-        let tz = self.timezone(state);
+        let tz = match state.cached_timezone {
+            Some(tz) => tz,
+            None => {
+                let tz = self.timezone(state);
+                state.cached_timezone = Some(tz);
+                tz
+            }
+        };
+        let fresh = state.next_instance == 0 && state.traits.is_empty() && state.history.is_empty();
         let mut run = Run {
             engine: self,
             project: self.project,
@@ -243,6 +251,8 @@ impl<'p> Engine<'p> {
             state,
             out,
             tz,
+            segments_dirty: fresh,
+            traits_dirty: fresh,
         };
         match input {
             Input::Record(record) => {
@@ -261,8 +271,10 @@ impl<'p> Engine<'p> {
                 }
             }
             Input::Tick(flow) => {
-                run.tick(flow, now);
-                run.settle(now, false);
+                // A tick that enters nobody changes nothing: skip the bookkeeping.
+                if run.tick(flow, now) {
+                    run.settle(now, false);
+                }
             }
         }
     }
@@ -299,6 +311,10 @@ struct Run<'e, 'p> {
     state: &'e mut ContactState,
     out: &'e mut Outcome,
     tz: Tz,
+    /// Something `when entering` segments read may have changed (traits, consent, history).
+    segments_dirty: bool,
+    /// Traits changed (anniversaries must be recomputed).
+    traits_dirty: bool,
 }
 
 impl<'p> Run<'_, 'p> {
@@ -346,6 +362,8 @@ impl<'p> Run<'_, 'p> {
     }
 
     fn merge_traits(&mut self, traits: &Map<String, Json>, now: Instant) {
+        self.segments_dirty = true;
+        self.traits_dirty = true;
         for (key, value) in traits {
             if key == "consent" {
                 if let Json::Object(consent) = value {
@@ -384,6 +402,7 @@ impl<'p> Run<'_, 'p> {
             }
         }
         self.tz = self.engine.timezone(self.state);
+        self.state.cached_timezone = Some(self.tz);
         for flow_id in self.engine.anniversary_flows.clone() {
             for trigger in &self.engine.flow(flow_id).triggers {
                 if let Trigger::Anniversary { field, .. } = trigger {
@@ -417,6 +436,7 @@ impl<'p> Run<'_, 'p> {
                 _ => 0xff,
             };
             self.state.withdrawn |= bits;
+            self.segments_dirty = true;
             if bits == 0xff {
                 self.state.withdrawn_all = 0xff;
             }
@@ -559,6 +579,7 @@ impl<'p> Run<'_, 'p> {
             }
             Some(Box::new(map))
         };
+        self.segments_dirty = true;
         self.state.history.push(PastEvent {
             event,
             time: now,
@@ -627,7 +648,8 @@ impl<'p> Run<'_, 'p> {
         }
     }
 
-    fn tick(&mut self, flow_id: FlowId, now: Instant) {
+    /// Returns whether the contact entered.
+    fn tick(&mut self, flow_id: FlowId, now: Instant) -> bool {
         let flow = self.engine.flow(flow_id);
         for trigger in &flow.triggers {
             if let Trigger::Every { segment, .. } = trigger {
@@ -643,65 +665,90 @@ impl<'p> Run<'_, 'p> {
                         .get(segment.index())
                         .map_or("?", |s| s.name.as_str());
                     let why = format!("schedule for `{name}`");
-                    self.try_enter(flow_id, Map::new(), now, &why);
-                    return;
+                    return self.try_enter(flow_id, Map::new(), now, &why);
                 }
             }
         }
+        false
     }
 
     /// After every input: segment memberships, pruning, the next wake-up.
     fn settle(&mut self, now: Instant, after_record: bool) {
-        for _ in 0..8 {
-            if !self.update_memberships(now) {
-                break;
+        // Memberships change only when the contact changed or a window edge is due.
+        let edge_due = self.state.segment_wake.is_some_and(|w| w <= now);
+        let recompute_segments = self.segments_dirty || edge_due;
+        if recompute_segments {
+            for _ in 0..8 {
+                if !self.update_memberships(now) {
+                    break;
+                }
             }
         }
         // Prune what can no longer matter.
         let project = self.project;
         let tz = self.tz;
-        self.state.history.retain(|e| {
-            match project.history.get(e.event.index()).and_then(|n| n.horizon) {
-                Some(h) if !project.history[e.event.index()].last_only => e.time > now - h,
-                _ => true,
-            }
-        });
-        let longest = &self.engine.longest_limit;
-        self.state
-            .sends
-            .retain(|(c, t)| longest.get(c).is_some_and(|d| *t > time::sub(now, *d, tz)));
+        if !self.state.history.is_empty() {
+            self.state
+                .history
+                .retain(|e| match project.history.get(e.event.index()) {
+                    Some(need) if !need.last_only => {
+                        need.horizon.map_or(true, |h| e.time > now - h)
+                    }
+                    _ => true,
+                });
+        }
+        if !self.state.sends.is_empty() {
+            let longest = &self.engine.longest_limit;
+            self.state
+                .sends
+                .retain(|(c, t)| longest.get(c).is_some_and(|d| *t > time::sub(now, *d, tz)));
+        }
         self.state.goals.retain(|(_, deadline)| *deadline >= now);
 
-        let mut wake: Option<Instant> = None;
+        if recompute_segments || self.segments_dirty {
+            let mut edge: Option<Instant> = None;
+            for (segment, _) in &self.engine.entering {
+                if let Some(s) = project.segments.get(segment.index()) {
+                    if let Some(e) = eval::next_edge(&self.ctx(now, None, None), &s.expr) {
+                        edge = Some(edge.map_or(e, |w| w.min(e)));
+                    }
+                }
+            }
+            self.state.segment_wake = edge;
+        }
+        let anniversary_due = self.state.anniversary_wake.is_some_and(|w| w <= now);
+        if (self.traits_dirty || anniversary_due) && !self.engine.anniversary_flows.is_empty() {
+            let mut next: Option<Instant> = None;
+            for flow_id in &self.engine.anniversary_flows {
+                for trigger in &self.engine.flow(*flow_id).triggers {
+                    if let Trigger::Anniversary { field, at } = trigger {
+                        if let Some(date) = eval::lookup(&self.state.traits, field)
+                            .and_then(Json::as_str)
+                            .and_then(time::parse_date)
+                        {
+                            let t = time::next_anniversary(date, *at, tz, now, after_record);
+                            next = Some(next.map_or(t, |w| w.min(t)));
+                        }
+                    }
+                }
+            }
+            self.state.anniversary_wake = next;
+        }
+        self.segments_dirty = false;
+        self.traits_dirty = false;
+
+        let mut wake = self.state.segment_wake;
         let mut consider = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
         for instance in &self.state.instances {
             if let Some(w) = instance.wake {
                 consider(w);
             }
         }
-        let mut pending = !self.state.instances.is_empty();
-        for (segment, _) in &self.engine.entering {
-            if let Some(s) = project.segments.get(segment.index()) {
-                if let Some(edge) = eval::next_edge(&self.ctx(now, None, None), &s.expr) {
-                    consider(edge);
-                    pending = true;
-                }
-            }
-        }
-        for flow_id in &self.engine.anniversary_flows {
-            for trigger in &self.engine.flow(*flow_id).triggers {
-                if let Trigger::Anniversary { field, at } = trigger {
-                    if let Some(date) = eval::lookup(&self.state.traits, field)
-                        .and_then(Json::as_str)
-                        .and_then(time::parse_date)
-                    {
-                        consider(time::next_anniversary(date, *at, tz, now, after_record));
-                    }
-                }
-            }
+        if let Some(a) = self.state.anniversary_wake {
+            consider(a);
         }
         self.state.wake = wake;
-        self.state.pending = pending;
+        self.state.pending = !self.state.instances.is_empty() || self.state.segment_wake.is_some();
     }
 
     /// Re-evaluates `when entering` segments; returns whether any membership changed.
@@ -955,12 +1002,16 @@ impl<'p> Run<'_, 'p> {
                         .eval(value)
                         .to_json();
                     set_path(&mut self.state.traits, field, json);
+                    self.segments_dirty = true;
+                    self.traits_dirty = true;
                     if field.first().is_some_and(|f| f == "timezone") {
                         self.tz = self.engine.timezone(self.state);
+                        self.state.cached_timezone = Some(self.tz);
                     }
                     instance.state = *next;
                 }
                 StateKind::Unsubscribe { target, next } => {
+                    self.segments_dirty = true;
                     match target {
                         UnsubscribeTarget::Channel(c) => {
                             self.state.withdrawn |= state::channel_bit(*c)

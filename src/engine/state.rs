@@ -48,6 +48,15 @@ pub struct ContactState {
     /// The next instant the engine must be called with [`crate::engine::Input::Timers`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake: Option<Instant>,
+    /// The next instant a `when entering` segment can change by time alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_wake: Option<Instant>,
+    /// The next anniversary of an anniversary flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anniversary_wake: Option<Instant>,
+    /// The contact's timezone, parsed once (not stored; recomputed after a load).
+    #[serde(skip)]
+    pub cached_timezone: Option<chrono_tz::Tz>,
     /// Whether something other than a recurring trigger (anniversary) is pending.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,

@@ -122,6 +122,13 @@ pub fn quiet_until(t: Instant, window: QuietWindow, tz: Tz) -> Option<Instant> {
 /// A `YYYY-MM-DD` date (a longer RFC 3339 date-time is accepted by its date part).
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
     let text = text.trim();
+    let b = text.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        let number = |r: std::ops::Range<usize>| text.get(r).and_then(|s| s.parse::<u32>().ok());
+        if let (Some(y), Some(m), Some(d)) = (number(0..4), number(5..7), number(8..10)) {
+            return NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d);
+        }
+    }
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
         .or_else(|| {

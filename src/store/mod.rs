@@ -41,14 +41,17 @@ pub trait Store {
     fn any_pending(&self) -> bool;
 }
 
-/// Everything in memory.
+/// Everything in memory. Contacts are interned to indexes so that the timer queue compares
+/// integers.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    states: HashMap<String, ContactState>,
-    queue: BTreeSet<(Instant, String)>,
-    queued: HashMap<String, Instant>,
+    index: HashMap<String, u32>,
+    names: Vec<String>,
+    states: Vec<ContactState>,
+    queued: Vec<Option<Instant>>,
+    queue: BTreeSet<(Instant, u32)>,
     seen: HashSet<String>,
-    pending: HashSet<String>,
+    pending: HashSet<u32>,
 }
 
 impl MemoryStore {
@@ -56,52 +59,67 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn requeue(&mut self, contact: &str, wake: Option<Instant>, pending: bool) {
-        match self.queued.get(contact) {
-            Some(old) if Some(*old) == wake => {}
-            Some(old) => {
-                self.queue.remove(&(*old, contact.to_string()));
-                self.queued.remove(contact);
-                if let Some(w) = wake {
-                    self.queue.insert((w, contact.to_string()));
-                    self.queued.insert(contact.to_string(), w);
-                }
+    fn slot(&mut self, contact: &str) -> usize {
+        if let Some(i) = self.index.get(contact) {
+            return *i as usize;
+        }
+        let i = self.states.len();
+        self.index.insert(contact.to_string(), i as u32);
+        self.names.push(contact.to_string());
+        self.states.push(ContactState::default());
+        self.queued.push(None);
+        i
+    }
+
+    fn requeue(&mut self, slot: usize, wake: Option<Instant>, pending: bool) {
+        let id = slot as u32;
+        let old = self.queued[slot];
+        if old != wake {
+            if let Some(old) = old {
+                self.queue.remove(&(old, id));
             }
-            None => {
-                if let Some(w) = wake {
-                    self.queue.insert((w, contact.to_string()));
-                    self.queued.insert(contact.to_string(), w);
-                }
+            if let Some(w) = wake {
+                self.queue.insert((w, id));
             }
+            self.queued[slot] = wake;
         }
         if pending {
-            if !self.pending.contains(contact) {
-                self.pending.insert(contact.to_string());
-            }
-        } else {
-            self.pending.remove(contact);
+            self.pending.insert(id);
+        } else if !self.pending.is_empty() {
+            self.pending.remove(&id);
         }
     }
 
     /// Read access to one state (tests and reports).
     pub fn get(&self, contact: &str) -> Option<&ContactState> {
-        self.states.get(contact)
+        self.index.get(contact).map(|i| &self.states[*i as usize])
     }
 
     /// Every state (for size measurements).
     pub fn states(&self) -> impl Iterator<Item = (&String, &ContactState)> {
-        self.states.iter()
+        self.names.iter().zip(self.states.iter())
+    }
+
+    /// Runs `f` on every contact, in the order they were first seen (schedule ticks).
+    pub fn update_all(&mut self, mut f: impl FnMut(&str, &mut ContactState)) {
+        for slot in 0..self.states.len() {
+            let state = &mut self.states[slot];
+            f(&self.names[slot], state);
+            let (wake, pending) = (state.wake, state.pending);
+            self.requeue(slot, wake, pending);
+        }
     }
 }
 
 impl Store for MemoryStore {
     fn load(&mut self, contact: &str) -> Result<Option<ContactState>, StoreError> {
-        Ok(self.states.get(contact).cloned())
+        Ok(self.get(contact).cloned())
     }
 
     fn save(&mut self, contact: &str, state: &ContactState) -> Result<(), StoreError> {
-        self.requeue(contact, state.wake, state.pending);
-        self.states.insert(contact.to_string(), state.clone());
+        let slot = self.slot(contact);
+        self.states[slot] = state.clone();
+        self.requeue(slot, state.wake, state.pending);
         Ok(())
     }
 
@@ -110,33 +128,29 @@ impl Store for MemoryStore {
         contact: &str,
         f: impl FnOnce(&mut ContactState) -> R,
     ) -> Result<R, StoreError> {
-        let (result, wake, pending) = match self.states.get_mut(contact) {
-            Some(state) => {
-                let result = f(state);
-                (result, state.wake, state.pending)
-            }
-            None => {
-                let mut state = ContactState::default();
-                let result = f(&mut state);
-                let (wake, pending) = (state.wake, state.pending);
-                self.states.insert(contact.to_string(), state);
-                (result, wake, pending)
-            }
-        };
-        self.requeue(contact, wake, pending);
+        let slot = self.slot(contact);
+        let state = &mut self.states[slot];
+        let result = f(state);
+        let (wake, pending) = (state.wake, state.pending);
+        self.requeue(slot, wake, pending);
         Ok(result)
     }
 
     fn next_due(&self) -> Option<(Instant, String)> {
-        self.queue.first().cloned()
+        self.queue
+            .first()
+            .map(|(t, i)| (*t, self.names[*i as usize].clone()))
     }
 
     fn first_seen(&mut self, message_id: &str) -> Result<bool, StoreError> {
+        if self.seen.contains(message_id) {
+            return Ok(false);
+        }
         Ok(self.seen.insert(message_id.to_string()))
     }
 
     fn contacts(&self) -> Vec<String> {
-        let mut contacts: Vec<String> = self.states.keys().cloned().collect();
+        let mut contacts = self.names.clone();
         contacts.sort();
         contacts
     }
