@@ -140,7 +140,7 @@ pub struct Engine<'p> {
     pub project: &'p CompiledProject,
     pub options: Options,
     default_tz: Tz,
-    event_ids: HashMap<String, EventId>,
+    event_ids: FastMap<String, EventId>,
     /// Per event: the flows with a `when EVENT` trigger on it.
     triggered_by: Vec<Vec<FlowId>>,
     /// `when entering` segments, sorted, with the flows they start.
@@ -154,7 +154,7 @@ pub struct Engine<'p> {
 impl<'p> Engine<'p> {
     pub fn new(project: &'p CompiledProject, options: Options) -> Engine<'p> {
         let default_tz = project.default_timezone.parse().unwrap_or(chrono_tz::UTC);
-        let event_ids: HashMap<String, EventId> = project
+        let event_ids: FastMap<String, EventId> = project
             .events
             .iter()
             .enumerate()
@@ -280,6 +280,35 @@ impl<'p> Engine<'p> {
     }
 }
 
+/// FNV-1a as a `Hasher`: fast for the short keys of engine tables (event names, contact ids,
+/// message ids). Not DoS-resistant; the daemon's store must not use it for attacker-chosen keys
+/// in long-lived maps without a limit.
+#[derive(Debug, Clone, Copy)]
+pub struct FnvHasher(u64);
+
+impl Default for FnvHasher {
+    fn default() -> Self {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A `HashMap` keyed with [`FnvHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FnvHasher>>;
+/// A `HashSet` keyed with [`FnvHasher`].
+pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<FnvHasher>>;
+
 /// A stable bucket in `0..10000` for (contact, flow, salt): FNV-1a, never `std`'s randomised
 /// hasher, so splits and holdouts are the same on every run and machine.
 pub fn stable_bucket(contact: &str, flow: &str, salt: &str) -> u16 {
@@ -403,7 +432,8 @@ impl<'p> Run<'_, 'p> {
         }
         self.tz = self.engine.timezone(self.state);
         self.state.cached_timezone = Some(self.tz);
-        for flow_id in self.engine.anniversary_flows.clone() {
+        let engine = self.engine;
+        for &flow_id in &engine.anniversary_flows {
             for trigger in &self.engine.flow(flow_id).triggers {
                 if let Trigger::Anniversary { field, .. } = trigger {
                     if let Some(value) = eval::lookup(traits, field) {
@@ -489,7 +519,7 @@ impl<'p> Run<'_, 'p> {
             });
             let Some(arm) = arm else { continue };
             let mut instance = self.state.instances.remove(position);
-            instance.event = Some(keep_only(properties.clone(), flow.event_keys.as_deref()));
+            instance.event = Some(keep_only(properties, flow.event_keys.as_deref()));
             instance.state = arm.next;
             instance.wake = None;
             let name = &record.event;
@@ -530,13 +560,12 @@ impl<'p> Run<'_, 'p> {
         }
 
         // 4. `when EVENT` triggers.
-        let flows = self
-            .engine
+        let engine = self.engine;
+        let flows: &[FlowId] = engine
             .triggered_by
             .get(event.index())
-            .cloned()
-            .unwrap_or_default();
-        for flow_id in flows {
+            .map_or(&[], Vec::as_slice);
+        for &flow_id in flows {
             let flow = self.engine.flow(flow_id);
             let matched = flow.triggers.iter().any(|t| match t {
                 Trigger::Event(m) => {
@@ -548,8 +577,8 @@ impl<'p> Run<'_, 'p> {
                 _ => false,
             });
             if matched {
-                let why = format!("when `{}`", record.event);
-                self.try_enter(flow_id, properties.clone(), now, &why);
+                let why = || format!("when `{}`", record.event);
+                self.try_enter(flow_id, properties, now, &why);
             }
         }
     }
@@ -631,7 +660,8 @@ impl<'p> Run<'_, 'p> {
             }
         }
         // Anniversaries due now.
-        for flow_id in self.engine.anniversary_flows.clone() {
+        let engine = self.engine;
+        for &flow_id in &engine.anniversary_flows {
             let flow = self.engine.flow(flow_id);
             let due = flow.triggers.iter().any(|t| match t {
                 Trigger::Anniversary { field, at } => eval::lookup(&self.state.traits, field)
@@ -643,7 +673,7 @@ impl<'p> Run<'_, 'p> {
                 _ => false,
             });
             if due {
-                self.try_enter(flow_id, Map::new(), now, "anniversary");
+                self.try_enter(flow_id, &Map::new(), now, &|| "anniversary".to_string());
             }
         }
     }
@@ -664,8 +694,8 @@ impl<'p> Run<'_, 'p> {
                         .segments
                         .get(segment.index())
                         .map_or("?", |s| s.name.as_str());
-                    let why = format!("schedule for `{name}`");
-                    return self.try_enter(flow_id, Map::new(), now, &why);
+                    let why = || format!("schedule for `{name}`");
+                    return self.try_enter(flow_id, &Map::new(), now, &why);
                 }
             }
         }
@@ -768,8 +798,8 @@ impl<'p> Run<'_, 'p> {
                         format!("entered segment `{}` ({})", s.name, s.source)
                     });
                     for flow_id in flows {
-                        let why = format!("when entering `{}`", s.name);
-                        self.try_enter(*flow_id, Map::new(), now, &why);
+                        let why = || format!("when entering `{}`", s.name);
+                        self.try_enter(*flow_id, &Map::new(), now, &why);
                     }
                 }
                 (false, Ok(at)) => {
@@ -790,9 +820,9 @@ impl<'p> Run<'_, 'p> {
     fn try_enter(
         &mut self,
         flow_id: FlowId,
-        trigger: Map<String, Json>,
+        trigger: &Map<String, Json>,
         now: Instant,
-        why: &str,
+        why: &dyn Fn() -> String,
     ) -> bool {
         let flow = self.engine.flow(flow_id);
         let active = self.state.instances.iter().any(|i| i.flow == flow_id);
@@ -819,14 +849,14 @@ impl<'p> Run<'_, 'p> {
         };
         if let Some(reason) = refused {
             self.trace(now, Some(flow_id), TraceKind::NotEntered, || {
-                format!("{why}: not entered, {reason}")
+                format!("{}: not entered, {reason}", why())
             });
             return false;
         }
         if let Some(only_if) = &flow.only_if {
-            if !self.ctx(now, Some(&trigger), Some(&trigger)).test(only_if) {
+            if !self.ctx(now, Some(trigger), Some(trigger)).test(only_if) {
                 self.trace(now, Some(flow_id), TraceKind::NotEntered, || {
-                    format!("{why}: not entered, `only if` is false")
+                    format!("{}: not entered, `only if` is false", why())
                 });
                 return false;
             }
@@ -847,7 +877,8 @@ impl<'p> Run<'_, 'p> {
         self.out.entries.push((flow_id, holdout));
         self.trace(now, Some(flow_id), TraceKind::Entered, || {
             format!(
-                "{why}: entered{} ({})",
+                "{}: entered{} ({})",
+                why(),
                 if holdout { " as holdout" } else { "" },
                 flow.source
             )
@@ -861,6 +892,7 @@ impl<'p> Run<'_, 'p> {
             holdout,
             holdout_reported: false,
             trigger: keep_only(trigger, flow.trigger_keys.as_deref()),
+            // (a copy of only the properties the flow reads)
             event: None,
         };
         if self.run_instance(&mut instance, now) {
@@ -1102,12 +1134,20 @@ impl<'p> Run<'_, 'p> {
     }
 }
 
-/// Drops the properties an instance never reads (`None` keeps all).
-fn keep_only(mut properties: Map<String, Json>, keys: Option<&[String]>) -> Map<String, Json> {
-    if let Some(keys) = keys {
-        properties.retain(|k, _| keys.contains(k));
+/// A copy of the properties an instance can read (`None` keeps all).
+fn keep_only(properties: &Map<String, Json>, keys: Option<&[String]>) -> Map<String, Json> {
+    match keys {
+        None => properties.clone(),
+        Some(keys) => {
+            let mut kept = Map::new();
+            for key in keys {
+                if let Some(value) = properties.get(key) {
+                    kept.insert(key.clone(), value.clone());
+                }
+            }
+            kept
+        }
     }
-    properties
 }
 
 /// Sets `contact.a.b = value`, creating objects on the way.

@@ -6,8 +6,8 @@
 //! its sled implementation) knows how states are kept; nothing here imports sled yet.
 
 use crate::engine::time::Instant;
-use crate::engine::ContactState;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use crate::engine::{ContactState, FastMap, FastSet};
+use std::collections::BTreeSet;
 
 /// A failure of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -45,13 +45,13 @@ pub trait Store {
 /// integers.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    index: HashMap<String, u32>,
+    index: FastMap<String, u32>,
     names: Vec<String>,
     states: Vec<ContactState>,
     queued: Vec<Option<Instant>>,
     queue: BTreeSet<(Instant, u32)>,
-    seen: HashSet<String>,
-    pending: HashSet<u32>,
+    seen: FastSet<String>,
+    pending: FastSet<u32>,
 }
 
 impl MemoryStore {
