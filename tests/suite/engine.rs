@@ -2005,3 +2005,189 @@ fn cli_build_writes_state_machines_with_hashes() {
     assert_eq!(json["flows"][0]["hash"].as_str().unwrap().len(), 64);
     assert!(json["flows"][0]["states"].as_array().unwrap().len() >= 3);
 }
+
+#[test]
+fn behaviour_functions_sum_last_exists_and_in() {
+    let flows = with_messages(
+        "flow loyal {
+    when order_completed
+    reentry always
+    if sum(order_completed.total within 30d) > 100 and last(order_completed.city) in [\"Madrid\", \"Lima\"] and exists(contact.email) {
+        send promo
+    }
+}",
+    );
+    let records = [
+        identify("l", "2026-03-01T09:00:00Z", EMAIL),
+        track(
+            "l",
+            "2026-03-01T10:00:00Z",
+            "order_completed",
+            r#""total":60,"city":"Madrid""#,
+        ),
+        track(
+            "l",
+            "2026-03-02T10:00:00Z",
+            "order_completed",
+            r#""total":60,"city":"Paris""#,
+        ),
+        track(
+            "l",
+            "2026-03-03T10:00:00Z",
+            "order_completed",
+            r#""total":10,"city":"Lima""#,
+        ),
+        // The first two orders have left the 30-day window.
+        track(
+            "l",
+            "2026-04-01T10:00:00Z",
+            "order_completed",
+            r#""total":10,"city":"Lima""#,
+        ),
+    ];
+    assert_eq!(
+        run(&flows, &records),
+        vec![line(
+            "2026-03-03T10:00:00Z",
+            "l",
+            "loyal",
+            "promo",
+            "email",
+            None
+        )]
+    );
+}
+
+#[test]
+fn unsubscribed_without_a_channel_means_all_and_webhooks_need_no_consent() {
+    let flows = r#"
+message crm_sync: webhook {
+    url: "https://crm.example/hook"
+    body: "{}"
+}
+message receipt: email transactional {
+    subject: "Receipt"
+    body: "<p>Thanks</p>"
+}
+flow sync {
+    when poke
+    reentry always
+    send crm_sync
+    send receipt
+}
+"#;
+    let records = [
+        identify("w", "2026-03-01T09:00:00Z", r#""email":"w@x""#),
+        track("w", "2026-03-01T10:00:00Z", "poke", ""),
+        track("w", "2026-03-01T11:00:00Z", "Unsubscribed", ""),
+        track("w", "2026-03-01T12:00:00Z", "poke", ""),
+    ];
+    assert_eq!(
+        run(flows, &records),
+        vec![
+            line(
+                "2026-03-01T10:00:00Z",
+                "w",
+                "sync",
+                "crm_sync",
+                "webhook",
+                None
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "w",
+                "sync",
+                "receipt",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T12:00:00Z",
+                "w",
+                "sync",
+                "crm_sync",
+                "webhook",
+                Some("unsubscribed")
+            ),
+            line(
+                "2026-03-01T12:00:00Z",
+                "w",
+                "sync",
+                "receipt",
+                "email",
+                Some("unsubscribed")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn until_stops_the_clock_and_later_records_are_not_applied() {
+    let flows = with_messages(
+        "flow later {
+    when poke
+    wait 2d
+    send promo
+}",
+    );
+    let records = [
+        identify("u", "2026-03-01T09:00:00Z", EMAIL),
+        track("u", "2026-03-01T10:00:00Z", "poke", ""),
+        identify("v", "2026-03-01T09:00:00Z", EMAIL),
+        track("v", "2026-03-05T10:00:00Z", "poke", ""),
+    ];
+    assert_eq!(
+        run_with("", &flows, &records, Some("2026-03-03T10:00:00Z")),
+        vec![line(
+            "2026-03-03T10:00:00Z",
+            "u",
+            "later",
+            "promo",
+            "email",
+            None
+        )]
+    );
+    assert!(run_with("", &flows, &records, Some("2026-03-03T09:59:59Z")).is_empty());
+}
+
+#[test]
+fn trace_says_why() {
+    let flows = with_messages(
+        "segment fan = count(order_completed) >= 2
+flow cart {
+    when cart_abandoned
+    exit on order_completed
+    goal order_completed within 2d
+    wait 1h
+    send reminder
+}
+flow fans {
+    when entering fan
+    send promo
+}",
+    );
+    let records = [
+        identify("t", "2026-03-01T09:00:00Z", EMAIL),
+        track("t", "2026-03-01T10:00:00Z", "cart_abandoned", ""),
+        track("t", "2026-03-01T10:10:00Z", "cart_abandoned", ""),
+        track("t", "2026-03-01T10:30:00Z", "order_completed", ""),
+        track("t", "2026-03-01T10:40:00Z", "order_completed", ""),
+    ];
+    let (compiled, sim) = run_full("", &flows, &records, None, true);
+    let trace: Vec<String> = sim
+        .trace
+        .iter()
+        .map(|e| simulate::trace_line(&compiled, e))
+        .collect();
+    let text = trace.join("\n");
+    for expected in [
+        "2026-03-01T10:00:00Z t cart entered: when `cart_abandoned`: entered (flows/main.flow:",
+        "2026-03-01T10:10:00Z t cart not_entered: when `cart_abandoned`: not entered, an instance is already active",
+        "2026-03-01T10:30:00Z t cart exited: exit on `order_completed`",
+        "2026-03-01T10:30:00Z t cart goal: goal `order_completed` reached",
+        "2026-03-01T10:40:00Z t segment: entered segment `fan`",
+        "2026-03-01T10:40:00Z t fans entered: when entering `fan`: entered",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
