@@ -865,9 +865,12 @@ impl<'p> Run<'_, 'p> {
             && stable_bucket(self.contact, &flow.name, "holdout") < flow.holdout_basis_points;
         let id = self.state.next_instance;
         self.state.next_instance = self.state.next_instance.wrapping_add(1);
-        match self.state.entries.iter_mut().find(|(f, _)| *f == flow_id) {
-            Some(entry) => entry.1 = now,
-            None => self.state.entries.push((flow_id, now)),
+        // Only `reentry never` and `reentry after D` look back at earlier entries.
+        if matches!(flow.reentry, Reentry::Never | Reentry::After(_)) {
+            match self.state.entries.iter_mut().find(|(f, _)| *f == flow_id) {
+                Some(entry) => entry.1 = now,
+                None => self.state.entries.push((flow_id, now)),
+            }
         }
         if let Some(goal) = &flow.goal {
             self.state

@@ -30,7 +30,7 @@ pub struct ContactState {
     /// Active flow instances, ordered by (flow, id).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<Instance>,
-    /// The last entry into each flow entered so far (re-entry rules).
+    /// The last entry into each `reentry never`/`reentry after` flow entered so far.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<(FlowId, Instant)>,
     /// Marketing sends still inside a frequency-cap window.
