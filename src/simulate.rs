@@ -214,6 +214,29 @@ pub fn run(
     sim
 }
 
+/// Parses, validates and runs a JSON Lines text (for `flowc test` and other callers): the
+/// first bad record is an error naming its line, and then nothing is run.
+pub fn run_jsonl(
+    project: &CompiledProject,
+    jsonl: &str,
+    options: &SimulateOptions,
+) -> Result<Simulation, events::RecordError> {
+    let records = events::parse_jsonl(jsonl)?;
+    for record in &records {
+        events::validate(record, &project.schemas)?;
+    }
+    Ok(run(project, records, options))
+}
+
+/// The delivery lines of a simulation, in output order.
+pub fn delivery_lines(project: &CompiledProject, simulation: &Simulation) -> Vec<String> {
+    simulation
+        .deliveries
+        .iter()
+        .map(|d| delivery_line(project, d, false))
+        .collect()
+}
+
 /// One delivery as the RUNTIME.md 2 line (keys in order; `rendered` only with `--render`).
 pub fn delivery_line(project: &CompiledProject, delivery: &Delivery, render: bool) -> String {
     let flow = project
