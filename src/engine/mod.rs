@@ -256,6 +256,17 @@ impl<'p> Engine<'p> {
         };
         match input {
             Input::Record(record) => {
+                // Timers that fell due strictly before the record first (a driver that fell
+                // behind, such as a daemon after a restart); those due at `now` come after it.
+                let mut guard = 0;
+                while let Some(due) = run.state.wake.filter(|w| *w < now) {
+                    run.timers(due);
+                    run.settle(due, false);
+                    guard += 1;
+                    if guard > 100_000 {
+                        break;
+                    }
+                }
                 run.record(record, now);
                 run.settle(now, true);
             }
@@ -1295,6 +1306,36 @@ mod tests {
         );
         let state = sim.store.get("c2").unwrap();
         assert!(state.instances.is_empty() && state.wake.is_none());
+    }
+
+    #[test]
+    fn a_late_record_first_fires_the_timers_due_before_it() {
+        let project = cart_project();
+        let engine = Engine::new(&project, Options::default());
+        let records = parse_jsonl(
+            r#"{"type":"identify","userId":"c","timestamp":"2026-03-01T09:00:00Z","traits":{"email":"a@x","consent":{"email":true}}}
+{"type":"track","userId":"c","timestamp":"2026-03-01T10:00:00Z","event":"cart_abandoned"}
+{"type":"track","userId":"c","timestamp":"2026-03-03T12:00:00Z","event":"order_completed"}"#,
+        )
+        .unwrap();
+        let mut state = ContactState::default();
+        let mut out = Outcome::default();
+        for record in &records {
+            engine.apply(
+                "c",
+                &mut state,
+                Input::Record(record),
+                record.time,
+                &mut out,
+            );
+        }
+        let times: Vec<String> = out
+            .deliveries
+            .iter()
+            .map(|d| time::format_instant(d.time))
+            .collect();
+        assert_eq!(times, vec!["2026-03-01T11:00:00Z", "2026-03-02T11:00:00Z"]);
+        assert!(state.instances.is_empty());
     }
 
     #[test]
