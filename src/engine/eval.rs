@@ -357,8 +357,9 @@ pub fn next_edge(ctx: &Ctx<'_>, expr: &Expr) -> Option<Instant> {
     best
 }
 
-/// Calls `f` on every behaviour function in `expr`, following segment references.
-fn visit_functions<'a>(
+/// Calls `f` on every behaviour function (`count`, `sum`, `last`, `since`) in `expr`,
+/// following segment references.
+pub fn visit_functions<'a>(
     project: &'a CompiledProject,
     expr: &'a Expr,
     depth: usize,

@@ -17,7 +17,7 @@ pub mod state;
 pub mod time;
 
 use crate::compile::{
-    CompiledFlow, CompiledProject, EventId, FlowId, MessageId, Reentry, SegmentId, StateId,
+    CompiledFlow, CompiledProject, EventId, Expr, FlowId, MessageId, Reentry, SegmentId, StateId,
     StateKind, Trigger, UnsubscribeTarget,
 };
 use crate::events::{Record, RecordKind};
@@ -149,6 +149,8 @@ pub struct Engine<'p> {
     /// The longest frequency-cap window per channel bit.
     longest_limit: HashMap<Channel, crate::compile::Dur>,
     unsubscribed: Option<EventId>,
+    /// Per event: whether a `when entering` segment reads its history.
+    entering_reads_event: Vec<bool>,
 }
 
 impl<'p> Engine<'p> {
@@ -198,6 +200,22 @@ impl<'p> Engine<'p> {
             }
         }
         let unsubscribed = event_ids.get("unsubscribed").copied();
+        let mut entering_reads_event = vec![false; project.events.len()];
+        for (segment, _) in &entering {
+            if let Some(s) = project.segments.get(segment.index()) {
+                eval::visit_functions(project, &s.expr, 0, &mut |e| match e {
+                    Expr::Count { event, .. }
+                    | Expr::Sum { event, .. }
+                    | Expr::Last { event, .. }
+                    | Expr::Since(event) => {
+                        if let Some(flag) = entering_reads_event.get_mut(event.index()) {
+                            *flag = true;
+                        }
+                    }
+                    _ => {}
+                });
+            }
+        }
         Engine {
             project,
             options,
@@ -208,6 +226,7 @@ impl<'p> Engine<'p> {
             anniversary_flows,
             longest_limit,
             unsubscribed,
+            entering_reads_event,
         }
     }
 
@@ -619,7 +638,15 @@ impl<'p> Run<'_, 'p> {
             }
             Some(Box::new(map))
         };
-        self.segments_dirty = true;
+        if self
+            .engine
+            .entering_reads_event
+            .get(event.index())
+            .copied()
+            .unwrap_or(true)
+        {
+            self.segments_dirty = true;
+        }
         self.state.history.push(PastEvent {
             event,
             time: now,
