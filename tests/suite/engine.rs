@@ -2191,3 +2191,63 @@ flow fans {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FLOWS: &str = "message reminder: email {
+    subject: \"Your cart\"
+    body: \"<p>Still thinking?</p>\"
+}
+policy {
+    quiet hours 22:00..07:00
+    limit email 2 per 1d
+}
+flow abandoned_cart {
+    when cart_abandoned
+    exit on order_completed
+    wait 1h
+    send reminder
+    wait 1d
+    send reminder
+}";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// Records with distinct timestamps give the same deliveries in any file order, and the
+        /// output is sorted by (time, contact, flow, message).
+        #[test]
+        fn file_order_does_not_matter(
+            events in proptest::collection::vec((0u8..3, 0u8..3, 0u32..(5 * 24 * 60)), 1..30),
+            seed in any::<u64>(),
+        ) {
+            let base = parse_instant("2026-03-01T00:00:00Z").unwrap();
+            let mut records = Vec::new();
+            for contact in ["a", "b", "c"] {
+                records.push(identify(contact, "2026-02-28T00:00:00Z", EMAIL));
+            }
+            for (index, (contact, kind, minute)) in events.iter().enumerate() {
+                // Distinct instants: minute plus the index in seconds.
+                let t = flowc::engine::time::format_instant(base + i64::from(*minute) * 60 + index as i64);
+                let contact = ["a", "b", "c"][*contact as usize];
+                let event = ["cart_abandoned", "order_completed", "cart_abandoned"][*kind as usize];
+                records.push(track(contact, &t, event, ""));
+            }
+            let first = run(FLOWS, &records);
+            let mut shuffled = records.clone();
+            let mut state = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            prop_assert_eq!(&first, &run(FLOWS, &shuffled));
+            let mut sorted = first.clone();
+            sorted.sort();
+            prop_assert_eq!(first, sorted);
+        }
+    }
+}
