@@ -288,14 +288,17 @@ impl<'p> Lowering<'p, '_> {
             decl.args_span,
             &Scope::default(),
         )?;
-        self.lower_flow(
+        let mut flow = self.lower_flow(
             name,
             &template.body,
             declared.unit,
-            decl.span,
+            template.span,
             &scope,
             policy,
-        )
+        )?;
+        // The flow is declared where it is instantiated; its steps point into the template.
+        flow.source = here.loc(decl.span);
+        Some(flow)
     }
 
     /// Binds call arguments (named or positional) to parameters, lowering values in `outer`.
