@@ -2251,3 +2251,50 @@ flow abandoned_cart {
         }
     }
 }
+
+/// Every folder of `tests/engine/cases/` is a project with `events.jsonl`, an optional
+/// `until.txt`, and `expected.jsonl` (the exact output of `flowc simulate`).
+/// `UPDATE_EXPECT=1 cargo test cases` rewrites the expectations.
+#[test]
+fn cases() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/engine/cases");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty());
+    for dir in dirs {
+        let mut flows = String::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("flows"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for file in files {
+            flows.push_str(&std::fs::read_to_string(file).unwrap());
+            flows.push('\n');
+        }
+        let compiled = compile_project("", &flows);
+        let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+        let until = std::fs::read_to_string(dir.join("until.txt"))
+            .ok()
+            .map(|u| parse_instant(u.trim()).unwrap());
+        let options = SimulateOptions {
+            until,
+            ..Default::default()
+        };
+        let sim = simulate::run_jsonl(&compiled, &events, &options).unwrap();
+        let actual: String = simulate::delivery_lines(&compiled, &sim)
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let expected_path = dir.join("expected.jsonl");
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::write(&expected_path, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        assert_eq!(actual, expected, "case {}", dir.display());
+    }
+}
