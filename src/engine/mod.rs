@@ -17,8 +17,8 @@ pub mod state;
 pub mod time;
 
 use crate::compile::{
-    CompiledFlow, CompiledProject, EventId, Expr, FlowId, MessageId, Reentry, SegmentId, StateId,
-    StateKind, Trigger, UnsubscribeTarget,
+    CompiledFlow, CompiledProject, EventId, Expr, FlowId, MessageId, Reentry, SegmentId, StateKind,
+    Trigger, UnsubscribeTarget,
 };
 use crate::events::{Record, RecordKind};
 use crate::syntax::ast::Channel;
@@ -1208,13 +1208,6 @@ fn set_path(traits: &mut Map<String, Json>, field: &[String], value: Json) {
         map = inner;
     }
     map.insert(last.clone(), value);
-}
-
-/// Which states of a flow an instance can be waiting in (for reports).
-pub fn is_waiting_state(flow: &CompiledFlow, state: StateId) -> bool {
-    flow.states
-        .get(state.index())
-        .is_some_and(|s| matches!(s.kind, StateKind::WaitFor { .. } | StateKind::Send { .. }))
 }
 
 #[cfg(test)]
