@@ -66,7 +66,7 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<Record>, RecordError> {
             line: index + 1,
             reason: format!("not valid JSON: {e}"),
         })?;
-        if let Some(record) = parse_record(&value, index + 1)? {
+        if let Some(record) = parse_owned_record(value, index + 1)? {
             records.push(record);
         }
     }
@@ -75,10 +75,18 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<Record>, RecordError> {
 
 /// Parses one record; `Ok(None)` for record types flowc ignores.
 pub fn parse_record(value: &Value, line: usize) -> Result<Option<Record>, RecordError> {
+    parse_owned_record(value.clone(), line)
+}
+
+/// [`parse_record`] taking the value, so that traits and properties are moved, not copied.
+pub fn parse_owned_record(mut value: Value, line: usize) -> Result<Option<Record>, RecordError> {
     let fail = |reason: String| RecordError { line, reason };
-    let Some(object) = value.as_object() else {
+    let Some(object) = value.as_object_mut() else {
         return Err(fail("a record must be a JSON object".to_string()));
     };
+    let traits = take_object(object, "traits").map_err(fail)?;
+    let properties = take_object(object, "properties").map_err(fail)?;
+    let object = &*object;
     let kind = match object.get("type").and_then(Value::as_str) {
         Some("identify") => RecordKind::Identify,
         Some("track") => RecordKind::Track,
@@ -126,15 +134,6 @@ pub fn parse_record(value: &Value, line: usize) -> Result<Option<Record>, Record
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     };
-    let object_field = |key: &str| -> Result<Map<String, Value>, RecordError> {
-        match object.get(key) {
-            None | Some(Value::Null) => Ok(Map::new()),
-            Some(Value::Object(map)) => Ok(map.clone()),
-            Some(_) => Err(fail(format!("`{key}` must be a JSON object"))),
-        }
-    };
-    let traits = object_field("traits")?;
-    let properties = object_field("properties")?;
     let event = match kind {
         RecordKind::Identify => String::new(),
         RecordKind::Track => {
@@ -171,6 +170,14 @@ pub fn parse_record(value: &Value, line: usize) -> Result<Option<Record>, Record
         traits,
         properties,
     }))
+}
+
+fn take_object(object: &mut Map<String, Value>, key: &str) -> Result<Map<String, Value>, String> {
+    match object.remove(key) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(_) => Err(format!("`{key}` must be a JSON object")),
+    }
 }
 
 /// Checks a `track` record against its event's schema: every required property present,
