@@ -697,7 +697,10 @@ impl<'p> Run<'_, 'p> {
                     .insert(position.min(self.state.instances.len()), instance);
             }
         }
-        // Anniversaries due now.
+        // Anniversaries due now (the cached next anniversary says whether any can be).
+        if self.state.anniversary_wake.map_or(true, |w| w > now) {
+            return;
+        }
         let engine = self.engine;
         for &flow_id in &engine.anniversary_flows {
             let flow = self.engine.flow(flow_id);
