@@ -169,11 +169,9 @@ pub fn main() -> ExitCode {
         Command::Check(args) => crate::check::command::run(&args),
         Command::Fmt(args) => crate::fmt::command(&args),
         Command::Explain(args) => crate::check::command::explain(&args),
-        Command::Simulate(_)
-        | Command::Test(_)
-        | Command::Build(_)
-        | Command::Graph(_)
-        | Command::Init(_) => {
+        Command::Simulate(args) => crate::simulate::command(&args),
+        Command::Build(args) => crate::build::command(&args),
+        Command::Test(_) | Command::Graph(_) | Command::Init(_) => {
             eprintln!("error: this command is not available in this build yet");
             EXIT_CANNOT_RUN
         }

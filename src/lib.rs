@@ -8,15 +8,20 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod build;
 pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod diagnostic;
 pub mod engine;
+pub mod events;
 pub mod flowtest;
 pub mod fmt;
 pub mod project;
+pub mod simulate;
 pub mod stdlib;
+pub mod store;
 pub mod suggest;
 pub mod syntax;
+pub mod template;

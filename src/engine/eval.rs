@@ -1,0 +1,420 @@
+//! Expression evaluation over one contact at one instant.
+//!
+//! Owns: the value semantics of LANGUAGE.md 5 (a comparison with `null` is false, missing
+//! paths are `null`, only `true` is true), behaviour functions over the contact's history with
+//! the bounds `now - D < t <= now`, and the instants at which a segment's value can change by
+//! time alone ([`next_edge`]).
+//! Must not: change the contact or read the clock.
+
+use crate::compile::{BinOp, CompiledProject, Dur, EventId, Expr, Root};
+use crate::engine::state::ContactState;
+use crate::engine::time::{self, Instant};
+use chrono_tz::Tz;
+use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
+
+/// A runtime value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Bool(bool),
+    Number(f64),
+    Str(Cow<'a, str>),
+    /// Seconds.
+    Duration(i64),
+    /// Minutes since midnight.
+    Time(u16),
+    List(Vec<Value<'a>>),
+    /// An object or array read from a path.
+    Json(&'a Json),
+}
+
+impl Value<'_> {
+    pub fn is_true(&self) -> bool {
+        matches!(self, Value::Bool(true))
+    }
+
+    /// The value as JSON (for `set contact.x = ...`).
+    pub fn to_json(&self) -> Json {
+        match self {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(n) => number_json(*n),
+            Value::Str(s) => Json::String(s.to_string()),
+            Value::Duration(s) => Json::from(*s),
+            Value::Time(m) => Json::String(format!("{:02}:{:02}", m / 60, m % 60)),
+            Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect()),
+            Value::Json(j) => (*j).clone(),
+        }
+    }
+}
+
+fn number_json(n: f64) -> Json {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Json::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
+    }
+}
+
+fn from_json(j: &Json) -> Value<'_> {
+    match j {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => n.as_f64().map_or(Value::Null, Value::Number),
+        Json::String(s) => Value::Str(Cow::Borrowed(s)),
+        other => Value::Json(other),
+    }
+}
+
+/// What an expression can see.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub project: &'a CompiledProject,
+    pub contact: &'a ContactState,
+    pub trigger: Option<&'a Map<String, Json>>,
+    pub event: Option<&'a Map<String, Json>>,
+    pub now: Instant,
+    pub tz: Tz,
+}
+
+/// Follows `fields` into a JSON object.
+pub fn lookup<'a>(map: &'a Map<String, Json>, fields: &[String]) -> Option<&'a Json> {
+    let (first, rest) = fields.split_first()?;
+    let mut value = map.get(first)?;
+    for field in rest {
+        value = value.get(field)?;
+    }
+    Some(value)
+}
+
+impl<'a> Ctx<'a> {
+    fn root(&self, root: Root) -> Option<&'a Map<String, Json>> {
+        match root {
+            Root::Contact => Some(&self.contact.traits),
+            Root::Trigger => self.trigger,
+            Root::Event => self.event,
+        }
+    }
+
+    /// Evaluates to a boolean: only `true` is true.
+    pub fn test(&self, expr: &'a Expr) -> bool {
+        self.eval(expr).is_true()
+    }
+
+    pub fn eval(&self, expr: &'a Expr) -> Value<'a> {
+        match expr {
+            Expr::Null => Value::Null,
+            Expr::Bool(b) => Value::Bool(*b),
+            Expr::Number(n) => Value::Number(*n),
+            Expr::String(s) => Value::Str(Cow::Borrowed(s)),
+            Expr::Duration(d) => Value::Duration(self.duration_seconds(*d)),
+            Expr::Time(m) => Value::Time(*m),
+            Expr::List(items) => Value::List(items.iter().map(|e| self.eval(e)).collect()),
+            Expr::Path { root, fields } => self
+                .root(*root)
+                .and_then(|m| lookup(m, fields))
+                .map_or(Value::Null, from_json),
+            Expr::Exists { root, fields } => Value::Bool(
+                self.root(*root)
+                    .and_then(|m| lookup(m, fields))
+                    .is_some_and(|v| !v.is_null()),
+            ),
+            Expr::Segment(id) => match self.project.segments.get(id.index()) {
+                Some(segment) => {
+                    let inner = Ctx {
+                        trigger: None,
+                        event: None,
+                        ..*self
+                    };
+                    Value::Bool(inner.test(&segment.expr))
+                }
+                None => Value::Null,
+            },
+            Expr::CanReceive(channel) => Value::Bool(self.contact.can_receive(*channel)),
+            Expr::Count {
+                event,
+                filter,
+                within,
+            } => {
+                let lower = self.lower_bound(*within);
+                let count = self
+                    .occurrences(*event, lower)
+                    .filter(|e| match filter {
+                        None => true,
+                        Some(f) => {
+                            let inner = Ctx {
+                                event: e.properties.as_deref(),
+                                ..*self
+                            };
+                            inner.test(f)
+                        }
+                    })
+                    .count();
+                Value::Number(count as f64)
+            }
+            Expr::Sum {
+                event,
+                property,
+                within,
+            } => {
+                let lower = self.lower_bound(*within);
+                let sum: f64 = self
+                    .occurrences(*event, lower)
+                    .filter_map(|e| {
+                        e.properties
+                            .as_deref()
+                            .and_then(|p| lookup(p, property))
+                            .and_then(Json::as_f64)
+                    })
+                    .sum();
+                Value::Number(sum)
+            }
+            Expr::Last { event, property } => self
+                .contact
+                .history
+                .iter()
+                .rev()
+                .find(|e| e.event == *event && e.time <= self.now)
+                .and_then(|e| e.properties.as_deref())
+                .and_then(|p| lookup(p, property))
+                .map_or(Value::Null, from_json),
+            Expr::Since(event) => match self.last_time(*event) {
+                Some(t) => Value::Duration(self.now - t),
+                None => Value::Null,
+            },
+            Expr::Not(e) => Value::Bool(!self.test(e)),
+            Expr::Neg(e) => match self.eval(e) {
+                Value::Number(n) => Value::Number(-n),
+                Value::Duration(s) => Value::Duration(-s),
+                _ => Value::Null,
+            },
+            Expr::Binary {
+                op: BinOp::And,
+                lhs,
+                rhs,
+            } => Value::Bool(self.test(lhs) && self.test(rhs)),
+            Expr::Binary {
+                op: BinOp::Or,
+                lhs,
+                rhs,
+            } => Value::Bool(self.test(lhs) || self.test(rhs)),
+            Expr::Binary { op, lhs, rhs } => binary(*op, self.eval(lhs), self.eval(rhs)),
+            Expr::In { needle, list } => {
+                let needle = self.eval(needle);
+                let found = match self.eval(list) {
+                    Value::List(items) => {
+                        items.iter().any(|item| compare(BinOp::Eq, &needle, item))
+                    }
+                    Value::Json(Json::Array(items)) => items
+                        .iter()
+                        .any(|item| compare(BinOp::Eq, &needle, &from_json(item))),
+                    _ => false,
+                };
+                Value::Bool(found)
+            }
+        }
+    }
+
+    /// A duration literal in seconds; calendar units count back from `now`.
+    fn duration_seconds(&self, d: Dur) -> i64 {
+        match d {
+            Dur::Seconds(s) => s,
+            months => self.now - time::sub(self.now, months, self.tz),
+        }
+    }
+
+    /// `now - D` (exclusive lower bound), or no bound.
+    fn lower_bound(&self, within: Option<Dur>) -> Option<Instant> {
+        within.map(|d| time::sub(self.now, d, self.tz))
+    }
+
+    fn occurrences(
+        &self,
+        event: EventId,
+        lower: Option<Instant>,
+    ) -> impl Iterator<Item = &'a crate::engine::state::PastEvent> + 'a {
+        let now = self.now;
+        self.contact.history.iter().filter(move |e| {
+            e.event == event && e.time <= now && lower.map_or(true, |l| e.time > l)
+        })
+    }
+
+    fn last_time(&self, event: EventId) -> Option<Instant> {
+        self.contact
+            .history
+            .iter()
+            .rev()
+            .find(|e| e.event == event && e.time <= self.now)
+            .map(|e| e.time)
+    }
+}
+
+fn binary<'a>(op: BinOp, lhs: Value<'a>, rhs: Value<'a>) -> Value<'a> {
+    match op {
+        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+            Value::Bool(compare(op, &lhs, &rhs))
+        }
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => match (lhs, rhs) {
+            (Value::Number(a), Value::Number(b)) => match op {
+                BinOp::Add => Value::Number(a + b),
+                BinOp::Sub => Value::Number(a - b),
+                BinOp::Mul => Value::Number(a * b),
+                _ if b == 0.0 => Value::Null,
+                _ => Value::Number(a / b),
+            },
+            (Value::Duration(a), Value::Duration(b)) => match op {
+                BinOp::Add => Value::Duration(a + b),
+                BinOp::Sub => Value::Duration(a - b),
+                _ => Value::Null,
+            },
+            (Value::Duration(a), Value::Number(b)) if op == BinOp::Mul => {
+                Value::Duration((a as f64 * b) as i64)
+            }
+            (Value::Str(a), Value::Str(b)) if op == BinOp::Add => {
+                Value::Str(Cow::Owned(format!("{a}{b}")))
+            }
+            _ => Value::Null,
+        },
+        BinOp::And => Value::Bool(lhs.is_true() && rhs.is_true()),
+        BinOp::Or => Value::Bool(lhs.is_true() || rhs.is_true()),
+    }
+}
+
+/// A comparison; with `null` on either side it is false (`!=` included). Values of different
+/// types are unequal and unordered.
+pub fn compare(op: BinOp, lhs: &Value<'_>, rhs: &Value<'_>) -> bool {
+    use std::cmp::Ordering;
+    if matches!(lhs, Value::Null) || matches!(rhs, Value::Null) {
+        return false;
+    }
+    let ordering: Option<Ordering> = match (lhs, rhs) {
+        (Value::Number(a), Value::Number(b)) => a.partial_cmp(b),
+        (Value::Str(a), Value::Str(b)) => Some(a.cmp(b)),
+        (Value::Duration(a), Value::Duration(b)) => Some(a.cmp(b)),
+        (Value::Time(a), Value::Time(b)) => Some(a.cmp(b)),
+        (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+        (Value::Json(a), Value::Json(b)) => (a == b).then_some(Ordering::Equal),
+        (Value::List(a), Value::List(b)) => (a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| compare(BinOp::Eq, x, y)))
+        .then_some(Ordering::Equal),
+        _ => None,
+    };
+    match op {
+        BinOp::Eq => ordering == Some(Ordering::Equal),
+        BinOp::Ne => ordering != Some(Ordering::Equal),
+        BinOp::Lt => ordering == Some(Ordering::Less),
+        BinOp::Le => matches!(ordering, Some(Ordering::Less | Ordering::Equal)),
+        BinOp::Gt => ordering == Some(Ordering::Greater),
+        BinOp::Ge => matches!(ordering, Some(Ordering::Greater | Ordering::Equal)),
+        _ => false,
+    }
+}
+
+/// The first instant after `now` at which `expr` can change value by time passing alone
+/// (a `count`/`sum ... within D` occurrence leaving its window, a `since(E)` crossing one of the
+/// durations in the expression); `None` when time alone cannot change it.
+pub fn next_edge(ctx: &Ctx<'_>, expr: &Expr) -> Option<Instant> {
+    let mut durations = Vec::new();
+    collect_durations(ctx.project, expr, &mut durations, 0);
+    let mut best: Option<Instant> = None;
+    let mut consider = |t: Instant| {
+        if t > ctx.now {
+            best = Some(best.map_or(t, |b| b.min(t)));
+        }
+    };
+    visit_functions(ctx.project, expr, 0, &mut |e| match e {
+        Expr::Count {
+            event,
+            within: Some(d),
+            ..
+        }
+        | Expr::Sum {
+            event,
+            within: Some(d),
+            ..
+        } => {
+            for past in ctx
+                .contact
+                .history
+                .iter()
+                .filter(|p| p.event == *event && p.time <= ctx.now)
+            {
+                consider(time::add(past.time, *d, ctx.tz));
+            }
+        }
+        Expr::Since(event) => {
+            if let Some(last) = ctx.last_time(*event) {
+                for d in &durations {
+                    let edge = time::add(last, *d, ctx.tz);
+                    consider(edge);
+                    consider(edge + 1);
+                }
+            }
+        }
+        _ => {}
+    });
+    best
+}
+
+/// Calls `f` on every behaviour function (`count`, `sum`, `last`, `since`) in `expr`,
+/// following segment references.
+pub fn visit_functions<'a>(
+    project: &'a CompiledProject,
+    expr: &'a Expr,
+    depth: usize,
+    f: &mut impl FnMut(&'a Expr),
+) {
+    if depth > 32 {
+        return;
+    }
+    let mut stack = vec![(expr, depth)];
+    while let Some((e, d)) = stack.pop() {
+        match e {
+            Expr::Segment(id) if d < 32 => {
+                if let Some(segment) = project.segments.get(id.index()) {
+                    stack.push((&segment.expr, d + 1));
+                }
+            }
+            Expr::Count { filter, .. } => {
+                f(e);
+                if let Some(filter) = filter {
+                    stack.push((filter, d));
+                }
+            }
+            Expr::Sum { .. } | Expr::Since(_) | Expr::Last { .. } => f(e),
+            Expr::List(items) => stack.extend(items.iter().map(|i| (i, d))),
+            Expr::Not(x) | Expr::Neg(x) => stack.push((x, d)),
+            Expr::Binary { lhs, rhs, .. } => {
+                stack.push((lhs, d));
+                stack.push((rhs, d));
+            }
+            Expr::In { needle, list } => {
+                stack.push((needle, d));
+                stack.push((list, d));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn collect_durations(project: &CompiledProject, expr: &Expr, out: &mut Vec<Dur>, depth: usize) {
+    if depth > 32 {
+        return;
+    }
+    crate::compile::walk(expr, &mut |e| match e {
+        Expr::Duration(d) if !out.contains(d) => out.push(*d),
+        _ => {}
+    });
+    let mut segments = Vec::new();
+    crate::compile::walk(expr, &mut |e| {
+        if let Expr::Segment(id) = e {
+            segments.push(*id);
+        }
+    });
+    for id in segments {
+        if let Some(segment) = project.segments.get(id.index()) {
+            collect_durations(project, &segment.expr, out, depth + 1);
+        }
+    }
+}

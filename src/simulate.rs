@@ -1,0 +1,441 @@
+//! `flowc simulate`: the engine on a virtual clock over a file of records.
+//!
+//! Owns: the driver loop (records in timestamp order, ties in file order; at one instant
+//! records before contact timers before schedule ticks), the end of the run (`--until`, or when
+//! nothing but recurring triggers is pending), and the output format of RUNTIME.md 2.
+//! `--trace` writes human-readable lines to standard error, so that standard output stays
+//! exactly the delivery lines.
+//! Must not: change the engine's decisions or read the wall clock.
+//!
+//! Exit codes: 0 success; 1 the project has errors or the events file has a bad record (the
+//! line and reason are printed, nothing is simulated); 2 the command could not run (missing
+//! project or events file, a bad `--until`).
+
+use crate::cli::{SimulateArgs, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
+use crate::compile::{CompiledProject, FlowId, Trigger};
+use crate::engine::time::{self, Instant};
+use crate::engine::{Delivery, Engine, Input, Options, Outcome, TraceEntry, TraceKind};
+use crate::events::{self, Record};
+use crate::store::{MemoryStore, Store};
+use chrono_tz::Tz;
+use std::io::{IsTerminal, Write};
+
+/// What a simulation run is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct SimulateOptions {
+    /// Stop the clock here (inclusive).
+    pub until: Option<Instant>,
+    pub trace: bool,
+    pub render: bool,
+    /// Show a progress bar (only when asked and standard error is a terminal).
+    pub progress: bool,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Default)]
+pub struct Simulation {
+    /// Sorted by (time, contact, flow, message).
+    pub deliveries: Vec<Delivery>,
+    pub trace: Vec<TraceEntry>,
+    pub conversions: Vec<(FlowId, String, Instant)>,
+    pub entries: Vec<(FlowId, bool)>,
+    /// The store at the end (states, for measurements and tests).
+    pub store: MemoryStore,
+    pub records_applied: usize,
+    pub duplicates: usize,
+}
+
+/// Runs records (already parsed and validated) through the engine on a virtual clock.
+pub fn run(
+    project: &CompiledProject,
+    mut records: Vec<Record>,
+    options: &SimulateOptions,
+) -> Simulation {
+    events::sort_for_replay(&mut records);
+    let engine = Engine::new(
+        project,
+        Options {
+            trace: options.trace,
+            capture_context: options.render,
+        },
+    );
+    let default_tz: Tz = project.default_timezone.parse().unwrap_or(chrono_tz::UTC);
+    let mut store = MemoryStore::new();
+    let mut out = Outcome::default();
+    let mut sim = Simulation::default();
+    let Some(start) = records.first().map(|r| r.time) else {
+        sim.store = store;
+        return sim;
+    };
+    let mut schedules: Vec<(Instant, FlowId)> = Vec::new();
+    for (index, flow) in project.flows.iter().enumerate() {
+        for trigger in &flow.triggers {
+            if let Trigger::Every { every, at, .. } = trigger {
+                schedules.push((
+                    time::first_tick(*every, *at, default_tz, start),
+                    FlowId(index as u16),
+                ));
+            }
+        }
+    }
+    let progress = (options.progress && records.len() > 200_000 && std::io::stderr().is_terminal())
+        .then(|| {
+            let bar = indicatif::ProgressBar::new(records.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+
+    let mut next_record = 0;
+    loop {
+        let record_at = records.get(next_record).map(|r| r.time);
+        if record_at.is_none() && options.until.is_none() && !store.any_pending() {
+            break;
+        }
+        let timer = store.next_due();
+        let tick = schedules
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (t, flow))| (*t, *flow))
+            .map(|(i, (t, _))| (*t, i));
+        // Records before timers before ticks at one instant.
+        let mut candidates: Vec<(Instant, u8)> = Vec::new();
+        if let Some(t) = record_at {
+            candidates.push((t, 0));
+        }
+        if let Some((t, _)) = &timer {
+            candidates.push((*t, 1));
+        }
+        if let Some((t, _)) = tick {
+            candidates.push((t, 2));
+        }
+        let Some(&(at, kind)) = candidates.iter().min() else {
+            break;
+        };
+        if options.until.is_some_and(|u| at > u) {
+            break;
+        }
+        match kind {
+            0 => {
+                let record = &records[next_record];
+                next_record += 1;
+                if let Some(bar) = &progress {
+                    bar.inc(1);
+                }
+                if let Some(id) = &record.message_id {
+                    if !store.first_seen(id).unwrap_or(true) {
+                        sim.duplicates += 1;
+                        if options.trace {
+                            out.trace.push(TraceEntry {
+                                time: record.time,
+                                contact: record.contact.clone(),
+                                flow: None,
+                                kind: TraceKind::Step,
+                                text: format!(
+                                    "line {}: messageId `{id}` already applied, record ignored",
+                                    record.line
+                                ),
+                            });
+                        }
+                        continue;
+                    }
+                }
+                sim.records_applied += 1;
+                let _ = store.update(&record.contact, |state| {
+                    engine.apply(
+                        &record.contact,
+                        state,
+                        Input::Record(record),
+                        record.time,
+                        &mut out,
+                    )
+                });
+            }
+            1 => {
+                if let Some((t, contact)) = timer {
+                    let _ = store.update(&contact, |state| {
+                        engine.apply(&contact, state, Input::Timers, t, &mut out)
+                    });
+                }
+            }
+            _ => {
+                if let Some((t, index)) = tick {
+                    let flow = schedules[index].1;
+                    if options.trace {
+                        out.trace.push(TraceEntry {
+                            time: t,
+                            contact: String::new(),
+                            flow: Some(flow),
+                            kind: TraceKind::Timer,
+                            text: "schedule tick".to_string(),
+                        });
+                    }
+                    store.update_all(|contact, state| {
+                        engine.apply(contact, state, Input::Tick(flow), t, &mut out)
+                    });
+                    let every =
+                        project.flows[flow.index()]
+                            .triggers
+                            .iter()
+                            .find_map(|tr| match tr {
+                                Trigger::Every { every, .. } => Some(*every),
+                                _ => None,
+                            });
+                    schedules[index].0 =
+                        every.map_or(Instant::MAX, |e| time::next_tick(e, default_tz, t));
+                }
+            }
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let message_name = |d: &Delivery| {
+        project
+            .messages
+            .get(d.message.index())
+            .map_or("", |m| m.name.as_str())
+    };
+    out.deliveries.sort_by(|a, b| {
+        (a.time, &a.contact, a.flow, message_name(a)).cmp(&(
+            b.time,
+            &b.contact,
+            b.flow,
+            message_name(b),
+        ))
+    });
+    sim.deliveries = out.deliveries;
+    sim.trace = out.trace;
+    sim.conversions = out.conversions;
+    sim.entries = out.entries;
+    sim.store = store;
+    sim
+}
+
+/// Parses, validates and runs a JSON Lines text (for `flowc test` and other callers): the
+/// first bad record is an error naming its line, and then nothing is run.
+pub fn run_jsonl(
+    project: &CompiledProject,
+    jsonl: &str,
+    options: &SimulateOptions,
+) -> Result<Simulation, events::RecordError> {
+    let records = events::parse_jsonl(jsonl)?;
+    for record in &records {
+        events::validate(record, &project.schemas)?;
+    }
+    Ok(run(project, records, options))
+}
+
+/// The delivery lines of a simulation, in output order.
+pub fn delivery_lines(project: &CompiledProject, simulation: &Simulation) -> Vec<String> {
+    simulation
+        .deliveries
+        .iter()
+        .map(|d| delivery_line(project, d, false))
+        .collect()
+}
+
+/// One delivery as the RUNTIME.md 2 line (keys in order; `rendered` only with `--render`).
+pub fn delivery_line(project: &CompiledProject, delivery: &Delivery, render: bool) -> String {
+    let flow = project
+        .flows
+        .get(delivery.flow.index())
+        .map_or("", |f| f.name.as_str());
+    let message = project.messages.get(delivery.message.index());
+    let mut line = format!(
+        "{{\"time\":\"{}\",\"contact\":{},\"flow\":{},\"message\":{},\"channel\":\"{}\",\"status\":\"{}\"",
+        time::format_instant(delivery.time),
+        json_string(&delivery.contact),
+        json_string(flow),
+        json_string(message.map_or("", |m| m.name.as_str())),
+        delivery.channel.keyword(),
+        delivery.status.as_str(),
+    );
+    if let Some(reason) = delivery.reason {
+        line.push_str(&format!(",\"reason\":\"{}\"", reason.as_str()));
+    }
+    if render && delivery.reason.is_none() {
+        if let (Some(message), Some(context)) = (message, &delivery.context) {
+            let html = message.channel == crate::syntax::ast::Channel::Email;
+            match crate::template::render_fields(&message.fields, context, html) {
+                Ok(fields) => {
+                    let map: serde_json::Map<String, serde_json::Value> = fields
+                        .into_iter()
+                        .map(|(k, v)| (k, serde_json::Value::String(v)))
+                        .collect();
+                    line.push_str(&format!(",\"rendered\":{}", serde_json::Value::Object(map)));
+                }
+                Err(e) => line.push_str(&format!(",\"render_error\":{}", json_string(&e))),
+            }
+        }
+    }
+    line.push('}');
+    line
+}
+
+/// One `--trace` line.
+pub fn trace_line(project: &CompiledProject, entry: &TraceEntry) -> String {
+    let mut line = format!("{} ", time::format_instant(entry.time));
+    if !entry.contact.is_empty() {
+        line.push_str(&entry.contact);
+        line.push(' ');
+    }
+    if let Some(flow) = entry.flow.and_then(|f| project.flows.get(f.index())) {
+        line.push_str(&flow.name);
+        line.push(' ');
+    }
+    line.push_str(&format!("{}: {}", entry.kind.as_str(), entry.text));
+    line
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// Loads, checks and compiles a project, printing diagnostics. `Err` holds the exit code.
+pub fn load_compiled(path: &std::path::Path) -> Result<CompiledProject, u8> {
+    let project = match crate::project::Project::load(path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_CANNOT_RUN);
+        }
+    };
+    let config = match crate::config::Config::load(&project.root) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_CANNOT_RUN);
+        }
+    };
+    let diagnostics = crate::check::check(&project);
+    let errors: Vec<_> = diagnostics
+        .iter()
+        .filter(|d| d.severity == crate::diagnostic::Severity::Error)
+        .collect();
+    if !errors.is_empty() {
+        for d in &errors {
+            eprintln!("{}", describe_diagnostic(&project, d));
+        }
+        eprintln!(
+            "error: the project has {} error(s); run `flowc check` for details",
+            errors.len()
+        );
+        return Err(EXIT_ERRORS);
+    }
+    crate::compile::compile(&project, &config).map_err(|diagnostics| {
+        for d in &diagnostics {
+            eprintln!("{}", describe_diagnostic(&project, d));
+        }
+        EXIT_ERRORS
+    })
+}
+
+/// A one-screen rendering of a diagnostic: `error[E0002]: ... --> file:line:column`.
+pub fn describe_diagnostic(
+    project: &crate::project::Project,
+    d: &crate::diagnostic::Diagnostic,
+) -> String {
+    let (line, column) = project.unit(&d.file).map_or((0, 0), |u| {
+        crate::diagnostic::line_column(&u.text, d.span.start)
+    });
+    let severity = match d.severity {
+        crate::diagnostic::Severity::Error => "error",
+        crate::diagnostic::Severity::Warning => "warning",
+    };
+    let mut text = format!(
+        "{severity}[{}]: {}\n  --> {}:{line}:{column}",
+        d.code,
+        d.message,
+        d.file.display()
+    );
+    if let Some(help) = &d.help {
+        text.push_str(&format!("\n  = help: {help}"));
+    }
+    text
+}
+
+/// `flowc simulate`.
+pub fn command(args: &SimulateArgs) -> u8 {
+    let until = match &args.until {
+        None => None,
+        Some(text) => match time::parse_instant(text) {
+            Some(t) => Some(t),
+            None => {
+                eprintln!("error: `--until {text}` is not an RFC 3339 time such as `2026-04-01T00:00:00Z`");
+                return EXIT_CANNOT_RUN;
+            }
+        },
+    };
+    let project = match load_compiled(&args.project) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let text = match std::fs::read_to_string(&args.events) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", args.events.display());
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    let records = match events::parse_jsonl(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: {}: {e}; nothing was simulated",
+                args.events.display()
+            );
+            return EXIT_ERRORS;
+        }
+    };
+    for record in &records {
+        if let Err(e) = events::validate(record, &project.schemas) {
+            eprintln!(
+                "error: {}: {e}; nothing was simulated",
+                args.events.display()
+            );
+            return EXIT_ERRORS;
+        }
+    }
+    let options = SimulateOptions {
+        until,
+        trace: args.trace,
+        render: args.render,
+        progress: true,
+    };
+    let sim = run(&project, records, &options);
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    for entry in &sim.trace {
+        if args.trace || entry.kind == TraceKind::Warning {
+            let _ = writeln!(err, "{}", trace_line(&project, entry));
+        }
+    }
+    if args.trace {
+        for (index, flow) in project.flows.iter().enumerate() {
+            let id = FlowId(index as u16);
+            let entered = sim.entries.iter().filter(|(f, _)| *f == id).count();
+            if entered == 0 {
+                continue;
+            }
+            let holdouts = sim.entries.iter().filter(|(f, h)| *f == id && *h).count();
+            let converted = sim.conversions.iter().filter(|(f, _, _)| *f == id).count();
+            let _ = writeln!(
+                err,
+                "summary {}: {entered} entered ({holdouts} holdout), {converted} goal conversions",
+                flow.name
+            );
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for delivery in &sim.deliveries {
+        if writeln!(out, "{}", delivery_line(&project, delivery, args.render)).is_err() {
+            return EXIT_OK;
+        }
+    }
+    let _ = out.flush();
+    EXIT_OK
+}
