@@ -4,10 +4,6 @@
 //! `cargo run --release --example engine_bench -- [CONTACTS] [EVENTS_PER_CONTACT]`
 //! Prints events/s, deliveries, and the serialised size of contact states.
 
-#[path = "../tests/engine/mini_parser.rs"]
-#[allow(dead_code)]
-mod mini_parser;
-
 use flowc::config::Config;
 use flowc::events::{Record, RecordKind};
 use flowc::project::Project;
@@ -21,14 +17,7 @@ fn main() {
     let contacts: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let per_contact: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/bench");
-    let mut project = Project::load(&root).expect("bench project");
-    if flowc::syntax::parse("").is_err() {
-        // The real parser has not landed yet: use the engine tests' stand-in.
-        for unit in &mut project.units {
-            unit.ast = Some(mini_parser::parse(&unit.text));
-        }
-        project.diagnostics.clear();
-    }
+    let project = Project::load(&root).expect("bench project");
     assert!(project.diagnostics.is_empty(), "{:?}", project.diagnostics);
     let compiled = flowc::compile::compile(&project, &Config::default()).expect("compile");
 

@@ -279,8 +279,11 @@ expect
     fn diff_marks_missing_and_unexpected() {
         let a = Expectation::from_compact("2026-03-01T11:00:00Z c1 f m email sent").unwrap();
         let b = Expectation::from_compact("2026-03-01T12:00:00Z c1 f m email sent").unwrap();
-        assert_eq!(compare(&[a.clone()], &[a.clone()]), None);
-        let diff = compare(&[a.clone()], &[b]).unwrap();
+        assert_eq!(
+            compare(std::slice::from_ref(&a), std::slice::from_ref(&a)),
+            None
+        );
+        let diff = compare(std::slice::from_ref(&a), &[b]).unwrap();
         assert!(diff.contains("- 2026-03-01T11:00:00Z"), "{diff}");
         assert!(diff.contains("+ 2026-03-01T12:00:00Z"), "{diff}");
     }

@@ -121,10 +121,17 @@ impl Project {
         let ast = match syntax::parse(&text) {
             Ok(file) => Some(file),
             Err(error) => {
+                let code = match error.kind {
+                    syntax::SyntaxErrorKind::OutOfRange => Code::BadValue,
+                    syntax::SyntaxErrorKind::Grammar | syntax::SyntaxErrorKind::TooDeep => {
+                        Code::Syntax
+                    }
+                };
                 let mut diagnostic =
-                    Diagnostic::error(Code::Syntax, path.clone(), error.span, error.message)
+                    Diagnostic::error(code, path.clone(), error.span, error.message)
                         .with_label(error.label);
                 diagnostic.help = error.help;
+                diagnostic.related = error.related;
                 self.diagnostics.push(diagnostic);
                 None
             }

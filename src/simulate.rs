@@ -261,11 +261,12 @@ pub fn delivery_line(project: &CompiledProject, delivery: &Delivery, render: boo
             let html = message.channel == crate::syntax::ast::Channel::Email;
             match crate::template::render_fields(&message.fields, context, html) {
                 Ok(fields) => {
-                    let map: serde_json::Map<String, serde_json::Value> = fields
-                        .into_iter()
-                        .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    // Fields in the order the message declares them.
+                    let fields: Vec<String> = fields
+                        .iter()
+                        .map(|(k, v)| format!("{}:{}", json_string(k), json_string(v)))
                         .collect();
-                    line.push_str(&format!(",\"rendered\":{}", serde_json::Value::Object(map)));
+                    line.push_str(&format!(",\"rendered\":{{{}}}", fields.join(",")));
                 }
                 Err(e) => line.push_str(&format!(",\"render_error\":{}", json_string(&e))),
             }

@@ -23,27 +23,12 @@ fn track(contact: &str, time: &str, event: &str, properties: &str) -> String {
     )
 }
 
-#[path = "../engine/mini_parser.rs"]
-#[allow(dead_code)]
-mod mini_parser;
-
-/// The project of one file; while `syntax::parse` is still the placeholder, the test-only
-/// `mini_parser` stands in for it.
+/// The project of one file.
 fn load(flows: &str) -> Project {
-    let path = PathBuf::from("flows/main.flow");
-    if flowc::syntax::parse("").is_ok() {
-        return Project::from_sources(PathBuf::from("."), vec![(path, flows.to_string())]);
-    }
-    Project {
-        root: PathBuf::from("."),
-        units: vec![flowc::project::SourceUnit {
-            path,
-            text: flows.to_string(),
-            origin: flowc::project::Origin::Project,
-            ast: Some(mini_parser::parse(flows)),
-        }],
-        diagnostics: Vec::new(),
-    }
+    Project::from_sources(
+        PathBuf::from("."),
+        vec![(PathBuf::from("flows/main.flow"), flows.to_string())],
+    )
 }
 
 fn compile_project(config: &str, flows: &str) -> CompiledProject {
@@ -1839,15 +1824,6 @@ fn write_project(flows: &str, events: &str) -> tempfile::TempDir {
     dir
 }
 
-/// Whether the real parser is merged (the binary cannot read flows before that).
-fn parser_ready() -> bool {
-    let ready = flowc::syntax::parse("").is_ok();
-    if !ready {
-        eprintln!("skipped: `syntax::parse` is still the placeholder");
-    }
-    ready
-}
-
 fn flowc(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
         .current_dir(dir)
@@ -1870,9 +1846,6 @@ flow abandoned_cart {
 
 #[test]
 fn cli_simulate_prints_the_delivery_lines() {
-    if !parser_ready() {
-        return;
-    }
     let events = [
         identify(
             "c1",
@@ -1930,9 +1903,6 @@ fn cli_simulate_prints_the_delivery_lines() {
 
 #[test]
 fn cli_simulate_bad_line_names_the_line_and_simulates_nothing() {
-    if !parser_ready() {
-        return;
-    }
     let events = format!(
         "{}\n{{\"type\":\"track\",\"userId\":\"c1\"\n",
         identify("c1", "2026-03-01T09:00:00Z", EMAIL)
@@ -1951,9 +1921,6 @@ fn cli_simulate_bad_line_names_the_line_and_simulates_nothing() {
 
 #[test]
 fn cli_simulate_record_without_timestamp_is_an_error() {
-    if !parser_ready() {
-        return;
-    }
     let events = "{\"type\":\"track\",\"userId\":\"c1\",\"event\":\"cart_abandoned\"}\n";
     let dir = write_project(CART, events);
     let output = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl"]);
@@ -1963,9 +1930,6 @@ fn cli_simulate_record_without_timestamp_is_an_error() {
 
 #[test]
 fn cli_simulate_cannot_run_without_its_inputs() {
-    if !parser_ready() {
-        return;
-    }
     let dir = write_project(CART, "");
     let missing = flowc(dir.path(), &["simulate", ".", "--events", "nope.jsonl"]);
     assert_eq!(missing.status.code(), Some(2));
@@ -1987,9 +1951,6 @@ fn cli_simulate_cannot_run_without_its_inputs() {
 
 #[test]
 fn cli_build_writes_state_machines_with_hashes() {
-    if !parser_ready() {
-        return;
-    }
     let dir = write_project(CART, "");
     let output = flowc(dir.path(), &["build", ".", "--out", "build.json"]);
     assert!(
