@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod build;
+pub mod channels;
 pub mod check;
 pub mod cli;
 pub mod compile;
