@@ -68,3 +68,9 @@ pub struct Receipt {
 pub trait EventSink: Send + Sync {
     fn ingest(&self, records: Vec<crate::events::Record>) -> Result<(), String>;
 }
+
+/// Something that can make one send. Blocking: the daemon calls it from a bounded pool of
+/// worker threads, so a slow provider never stalls ingestion or timers.
+pub trait Sender: Send + Sync {
+    fn send(&self, outgoing: &Outgoing) -> Result<Receipt, SendError>;
+}
