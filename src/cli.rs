@@ -48,7 +48,9 @@ pub enum Command {
     )]
     Simulate(SimulateArgs),
     /// Run the project's flow tests (tests/**/*.flowtest)
-    #[command(after_help = "Examples:\n  flowc test\n  flowc test shop/")]
+    #[command(
+        after_help = "Examples:\n  flowc test\n  flowc test shop/ --filter cart\n  flowc test --trace        # why a failing case did what it did\n  flowc test --update       # accept what was delivered as the new expectation\n\nExit codes: 0 all passed, 1 a case failed, 2 the command could not run."
+    )]
     Test(TestArgs),
     /// Write the compiled state machines as JSON
     #[command(after_help = "Examples:\n  flowc build --out build.json")]
@@ -121,6 +123,16 @@ pub struct TestArgs {
     /// The project folder
     #[arg(default_value = ".")]
     pub project: PathBuf,
+    /// Run only the cases whose name contains this text
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Show every entry, exit, timer and segment change of each failing case
+    #[arg(long)]
+    pub trace: bool,
+    /// Rewrite the `expect` section of each failing case with what was delivered (review the
+    /// change in git before you commit it)
+    #[arg(long)]
+    pub update: bool,
 }
 
 #[derive(Debug, Args)]
@@ -171,7 +183,8 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => crate::check::command::explain(&args),
         Command::Simulate(args) => crate::simulate::command(&args),
         Command::Build(args) => crate::build::command(&args),
-        Command::Test(_) | Command::Graph(_) | Command::Init(_) => {
+        Command::Test(args) => crate::testing::command(&args),
+        Command::Graph(_) | Command::Init(_) => {
             eprintln!("error: this command is not available in this build yet");
             EXIT_CANNOT_RUN
         }

@@ -20,7 +20,8 @@
 //! 2026-03-02T11:00:00Z c2 abandoned_cart cart_sms sms skipped no_consent
 //! ```
 //!
-//! A file may hold several `test` blocks. An `expect` with no lines expects no delivery.
+//! A file may hold several `test` blocks. Every test needs an `expect` section; an `expect`
+//! with no lines expects no delivery.
 
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -35,6 +36,10 @@ pub struct TestCase {
     /// The `given` records as JSON Lines, each with its 1-based line in the file.
     pub given: Vec<(usize, String)>,
     pub expect: Vec<Expectation>,
+    /// 1-based line of the `expect` keyword (`0` while it has not been seen).
+    pub expect_line: usize,
+    /// 1-based lines of the expectations (for `flowc test --update`).
+    pub expect_lines: Vec<usize>,
 }
 
 /// One expected delivery, in the compact form
@@ -135,6 +140,8 @@ pub fn parse(text: &str) -> Result<Vec<TestCase>, FormatError> {
                 until: None,
                 given: Vec::new(),
                 expect: Vec::new(),
+                expect_line: 0,
+                expect_lines: Vec::new(),
             });
             section = Section::Header;
             continue;
@@ -144,7 +151,10 @@ pub fn parse(text: &str) -> Result<Vec<TestCase>, FormatError> {
         };
         match line {
             "given" => section = Section::Given,
-            "expect" | "expect nothing" => section = Section::Expect,
+            "expect" | "expect nothing" => {
+                section = Section::Expect;
+                case.expect_line = line_number;
+            }
             _ if section == Section::Header => {
                 if let Some(until) = line.strip_prefix("until ") {
                     case.until = Some(until.trim().to_string());
@@ -169,8 +179,18 @@ pub fn parse(text: &str) -> Result<Vec<TestCase>, FormatError> {
                     Expectation::from_compact(line)
                 };
                 case.expect.push(expectation.map_err(error)?);
+                case.expect_lines.push(line_number);
             }
         }
+    }
+    if let Some(case) = cases.iter().find(|c| c.expect_line == 0) {
+        return Err(FormatError {
+            line: case.line,
+            message: format!(
+                "test \"{}\" has no `expect` section; write `expect` followed by the deliveries (none for \"nothing is sent\")",
+                case.name
+            ),
+        });
     }
     Ok(cases)
 }

@@ -26,3 +26,4 @@ pub mod store;
 pub mod suggest;
 pub mod syntax;
 pub mod template;
+pub mod testing;

@@ -4,3 +4,4 @@ mod check;
 mod engine;
 mod fmt;
 mod syntax;
+mod testing;
