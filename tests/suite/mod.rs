@@ -3,5 +3,6 @@
 mod check;
 mod engine;
 mod fmt;
+mod graph;
 mod syntax;
 mod testing;
