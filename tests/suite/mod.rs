@@ -1,5 +1,6 @@
 //! Integration tests by area. Each file owns one boundary of the product.
 
+mod architecture;
 mod check;
 mod engine;
 mod fmt;
