@@ -184,7 +184,8 @@ pub fn main() -> ExitCode {
         Command::Simulate(args) => crate::simulate::command(&args),
         Command::Build(args) => crate::build::command(&args),
         Command::Test(args) => crate::testing::command(&args),
-        Command::Graph(_) | Command::Init(_) => {
+        Command::Graph(args) => crate::graph::command(&args),
+        Command::Init(_) => {
             eprintln!("error: this command is not available in this build yet");
             EXIT_CANNOT_RUN
         }

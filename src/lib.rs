@@ -19,6 +19,7 @@ pub mod engine;
 pub mod events;
 pub mod flowtest;
 pub mod fmt;
+pub mod graph;
 pub mod project;
 pub mod simulate;
 pub mod stdlib;

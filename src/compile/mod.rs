@@ -8,6 +8,7 @@
 //! refuses, with a diagnostic, anything it cannot lower) or run anything (that is `engine`).
 
 pub mod ir;
+pub mod show;
 
 pub use ir::*;
 

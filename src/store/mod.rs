@@ -7,7 +7,8 @@
 
 use crate::engine::time::Instant;
 use crate::engine::{ContactState, FastMap, FastSet};
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// A failure of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,10 @@ pub struct MemoryStore {
     names: Vec<String>,
     states: Vec<ContactState>,
     queued: Vec<Option<Instant>>,
-    queue: BTreeSet<(Instant, u32)>,
+    /// Wake-ups as a min-heap with lazy deletion: an entry is live only while it equals
+    /// `queued[slot]`; stale entries are dropped when they reach the top (a contiguous heap is
+    /// far kinder to the cache than a tree with one node per contact).
+    queue: BinaryHeap<Reverse<(Instant, u32)>>,
     seen: FastSet<String>,
     pending: FastSet<u32>,
 }
@@ -73,20 +77,35 @@ impl MemoryStore {
 
     fn requeue(&mut self, slot: usize, wake: Option<Instant>, pending: bool) {
         let id = slot as u32;
-        let old = self.queued[slot];
-        if old != wake {
-            if let Some(old) = old {
-                self.queue.remove(&(old, id));
-            }
-            if let Some(w) = wake {
-                self.queue.insert((w, id));
-            }
+        if self.queued[slot] != wake {
             self.queued[slot] = wake;
+            if let Some(w) = wake {
+                self.queue.push(Reverse((w, id)));
+            }
+            self.drop_stale();
         }
         if pending {
             self.pending.insert(id);
         } else if !self.pending.is_empty() {
             self.pending.remove(&id);
+        }
+    }
+
+    /// Keeps the top of the heap live, and the heap within twice the live entries.
+    fn drop_stale(&mut self) {
+        while let Some(Reverse((w, id))) = self.queue.peek().copied() {
+            if self.queued[id as usize] == Some(w) {
+                break;
+            }
+            self.queue.pop();
+        }
+        if self.queue.len() > 2 * self.states.len() + 1024 {
+            self.queue = self
+                .queued
+                .iter()
+                .enumerate()
+                .filter_map(|(i, w)| w.map(|w| Reverse((w, i as u32))))
+                .collect();
         }
     }
 
@@ -138,8 +157,8 @@ impl Store for MemoryStore {
 
     fn next_due(&self) -> Option<(Instant, String)> {
         self.queue
-            .first()
-            .map(|(t, i)| (*t, self.names[*i as usize].clone()))
+            .peek()
+            .map(|Reverse((t, i))| (*t, self.names[*i as usize].clone()))
     }
 
     fn first_seen(&mut self, message_id: &str) -> Result<bool, StoreError> {

@@ -1,7 +1,9 @@
 //! Integration tests by area. Each file owns one boundary of the product.
 
+mod architecture;
 mod check;
 mod engine;
 mod fmt;
+mod graph;
 mod syntax;
 mod testing;
