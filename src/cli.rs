@@ -185,10 +185,7 @@ pub fn main() -> ExitCode {
         Command::Build(args) => crate::build::command(&args),
         Command::Test(args) => crate::testing::command(&args),
         Command::Graph(args) => crate::graph::command(&args),
-        Command::Init(_) => {
-            eprintln!("error: this command is not available in this build yet");
-            EXIT_CANNOT_RUN
-        }
+        Command::Init(args) => crate::init::command(&args),
     };
     ExitCode::from(code)
 }

@@ -20,6 +20,7 @@ pub mod events;
 pub mod flowtest;
 pub mod fmt;
 pub mod graph;
+pub mod init;
 pub mod project;
 pub mod simulate;
 pub mod stdlib;

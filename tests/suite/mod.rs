@@ -5,5 +5,6 @@ mod check;
 mod engine;
 mod fmt;
 mod graph;
+mod playbook;
 mod syntax;
 mod testing;

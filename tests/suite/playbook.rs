@@ -1,0 +1,383 @@
+//! The playbook through the real binary: the stdlib modules, their flow-test projects
+//! (tests/playbook/*), the example shop (flows/) with its sample of events, and `flowc init`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn repo(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Runs the binary; returns (exit code, stdout, stderr).
+fn flowc(args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run flowc");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// `flowc test DIR` passes; returns the number of cases.
+fn assert_tests_pass(dir: &Path) -> usize {
+    let (code, stdout, stderr) = flowc(&["test", path_str(dir)]);
+    assert_eq!(code, 0, "{}:\n{stdout}{stderr}", dir.display());
+    let summary = stdout.lines().last().unwrap_or_default();
+    let passed: usize = summary
+        .strip_suffix(" passed, 0 failed")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected summary `{summary}` for {}", dir.display()));
+    assert!(passed > 0, "{} has no test cases", dir.display());
+    passed
+}
+
+/// `flowc build` loads, checks (errors) and compiles the project.
+fn assert_builds(path: &Path) {
+    let (code, _, stderr) = flowc(&["build", path_str(path)]);
+    assert_eq!(code, 0, "{}:\n{stderr}", path.display());
+}
+
+/// `flowc check` reports no error (warnings are allowed).
+fn assert_checks_clean(path: &Path) {
+    let (code, stdout, stderr) = flowc(&["check", path_str(path), "--format", "json"]);
+    assert_eq!(code, 0, "{}:\n{stdout}{stderr}", path.display());
+    assert!(
+        !stdout.contains(r#""severity":"error""#),
+        "{}:\n{stdout}",
+        path.display()
+    );
+}
+
+fn stdlib_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo("stdlib"))
+        .expect("stdlib/")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "flow"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn playbook_projects() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo("tests/playbook"))
+        .expect("tests/playbook/")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn read_all(dir: &Path, extension: &str) -> String {
+    let mut text = String::new();
+    for entry in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        if entry.path().extension().is_some_and(|x| x == extension) {
+            text.push_str(&std::fs::read_to_string(entry.path()).expect("read"));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// `name` occurs in `text` as a whole word.
+fn mentions(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(at, _)| {
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let before = text[..at].chars().next_back().map_or(true, |c| !word(c));
+        let after = text[at + name.len()..]
+            .chars()
+            .next()
+            .map_or(true, |c| !word(c));
+        before && after
+    })
+}
+
+/// `(kind, name)` of the declarations of a stdlib module: `segment NAME` and
+/// `flow template NAME`.
+fn declarations(source: &str) -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    for line in source.lines() {
+        let (kind, rest) = if let Some(rest) = line.strip_prefix("segment ") {
+            ("segment", rest)
+        } else if let Some(rest) = line.strip_prefix("flow template ") {
+            ("template", rest)
+        } else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        found.push((kind, name));
+    }
+    found
+}
+
+fn flow_names(project: &Path) -> Vec<String> {
+    let loaded = flowc::project::Project::load(project).expect("load project");
+    let config = flowc::config::Config::load(&loaded.root).expect("flowc.toml");
+    let compiled = flowc::compile::compile(&loaded, &config).expect("compiles");
+    compiled.flows.iter().map(|f| f.name.clone()).collect()
+}
+
+// ---------------------------------------------------------------- the stdlib
+
+#[test]
+fn every_stdlib_file_is_an_embedded_module() {
+    let on_disk: BTreeSet<String> = stdlib_files()
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let embedded: BTreeSet<String> = flowc::stdlib::MODULES
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    assert_eq!(on_disk, embedded);
+    for (name, text) in flowc::stdlib::MODULES {
+        let file = std::fs::read_to_string(repo(&format!("stdlib/{name}.flow"))).unwrap();
+        assert_eq!(
+            &file, text,
+            "stdlib/{name}.flow differs from the embedded copy"
+        );
+        assert!(
+            text.starts_with(&format!("# stdlib/{name}:")),
+            "stdlib/{name}.flow should open with `# stdlib/{name}: what it is for`"
+        );
+    }
+}
+
+#[test]
+fn every_stdlib_module_builds_alone() {
+    for file in stdlib_files() {
+        assert_builds(&file);
+    }
+}
+
+#[test]
+#[ignore = "enable when `flowc check` lands (src/check/command.rs is a placeholder on this branch)"]
+fn every_stdlib_module_checks_clean() {
+    for file in stdlib_files() {
+        assert_checks_clean(&file);
+    }
+}
+
+#[test]
+fn every_stdlib_test_project_passes() {
+    let mut total = 0;
+    for dir in playbook_projects() {
+        assert_builds(&dir);
+        total += assert_tests_pass(&dir);
+    }
+    assert!(total >= 80, "only {total} stdlib flow tests");
+}
+
+/// Every template of the stdlib is instantiated by a test project, and every segment is
+/// probed by one or read by a template.
+#[test]
+fn every_stdlib_template_and_segment_is_exercised() {
+    let projects = read_all(&repo("tests/playbook"), "flow");
+    let tests = read_all(&repo("tests/playbook"), "flowtest");
+    let stdlib = read_all(&repo("stdlib"), "flow");
+    let template_bodies: String = stdlib
+        .split("flow template ")
+        .skip(1)
+        .map(|t| t.split("\n}\n").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut missing = Vec::new();
+    let mut declared = 0;
+    for (_, text) in flowc::stdlib::MODULES {
+        for (kind, name) in declarations(text) {
+            declared += 1;
+            let exercised = match kind {
+                "template" => projects.contains(&format!("= {name}(")),
+                _ => mentions(&projects, &name) || mentions(&template_bodies, &name),
+            };
+            if !exercised {
+                missing.push(format!("{kind} `{name}`"));
+            }
+        }
+    }
+    assert!(
+        declared >= 30,
+        "only {declared} declarations found in the stdlib"
+    );
+    assert!(missing.is_empty(), "not exercised: {missing:?}");
+    assert!(
+        tests.contains("exactly 72 hours"),
+        "the espresso window edges"
+    );
+}
+
+// ---------------------------------------------------------------- the example shop
+
+#[test]
+fn the_example_shop_builds_and_passes_its_tests() {
+    assert_builds(&repo("flows"));
+    let cases = assert_tests_pass(&repo("flows"));
+    assert!(cases >= 40, "only {cases} shop tests");
+}
+
+#[test]
+#[ignore = "enable when `flowc check` lands (src/check/command.rs is a placeholder on this branch)"]
+fn the_example_shop_checks_clean() {
+    assert_checks_clean(&repo("flows"));
+}
+
+#[test]
+fn every_shop_flow_has_a_flow_test() {
+    let tests = read_all(&repo("flows/tests"), "flowtest");
+    let untested: Vec<String> = flow_names(&repo("flows"))
+        .into_iter()
+        .filter(|flow| !mentions(&tests, flow))
+        .collect();
+    assert!(untested.is_empty(), "flows without a test: {untested:?}");
+}
+
+#[test]
+fn the_sample_shows_every_sending_flow_of_the_shop() {
+    let events = repo("flows/events/sample.jsonl");
+    let (code, stdout, stderr) = flowc(&[
+        "simulate",
+        path_str(&repo("flows")),
+        "--events",
+        path_str(&events),
+        "--render",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut flows = BTreeSet::new();
+    let mut contacts = BTreeSet::new();
+    let mut statuses = BTreeSet::new();
+    let mut previous = String::new();
+    for line in stdout.lines() {
+        let delivery: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        let field = |key: &str| delivery[key].as_str().unwrap_or_default().to_string();
+        assert!(field("time") >= previous, "not sorted by time: {line}");
+        previous = field("time");
+        assert!(
+            delivery.get("render_error").is_none(),
+            "a template does not render: {line}"
+        );
+        if field("status") == "sent" {
+            assert!(delivery.get("rendered").is_some(), "{line}");
+        }
+        flows.insert(field("flow"));
+        contacts.insert(field("contact"));
+        statuses.insert(format!("{} {}", field("status"), field("reason")));
+    }
+    assert!(contacts.len() >= 12, "only {} contacts", contacts.len());
+    // `sunset_email` sends nothing: it withdraws consent.
+    let silent: Vec<String> = flow_names(&repo("flows"))
+        .into_iter()
+        .filter(|f| f != "sunset_email" && !flows.contains(f))
+        .collect();
+    assert!(
+        silent.is_empty(),
+        "flows the sample never shows: {silent:?}"
+    );
+    assert!(
+        statuses.contains("skipped frequency_cap"),
+        "the sample shows the frequency cap: {statuses:?}"
+    );
+}
+
+// ---------------------------------------------------------------- flowc.toml
+
+/// The shop's and the starter's `flowc.toml` parse, and so does each with every commented-out
+/// key switched on: a misspelt key would be refused (`deny_unknown_fields`).
+#[test]
+fn every_commented_flowc_toml_key_is_a_real_key() {
+    for path in ["flows/flowc.toml", "src/init/starter/flowc.toml"] {
+        let text = std::fs::read_to_string(repo(path)).expect("read flowc.toml");
+        flowc::config::Config::parse(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut switched_on = 0;
+        let uncommented: String = text
+            .lines()
+            .map(|line| {
+                let key = line.strip_prefix("# ").filter(|rest| {
+                    rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    })
+                });
+                match key {
+                    Some(rest) => {
+                        switched_on += 1;
+                        rest.to_string()
+                    }
+                    None => line.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            switched_on >= 10,
+            "{path}: only {switched_on} commented keys"
+        );
+        flowc::config::Config::parse(&uncommented)
+            .unwrap_or_else(|e| panic!("{path} with every key on: {e}"));
+    }
+}
+
+// ---------------------------------------------------------------- flowc init
+
+#[test]
+fn init_writes_a_starter_that_builds_simulates_and_passes_its_tests() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("my-shop");
+    let (code, stdout, stderr) = flowc(&["init", path_str(&dir)]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("flowc test"), "{stdout}");
+    let gitignore = std::fs::read_to_string(dir.join(".gitignore")).expect(".gitignore");
+    assert!(gitignore.lines().any(|l| l.trim() == ".flowc/"));
+    assert_builds(&dir);
+    assert_tests_pass(&dir);
+    let events = dir.join("events/sample.jsonl");
+    let (code, stdout, stderr) = flowc(&[
+        "simulate",
+        path_str(&dir),
+        "--events",
+        path_str(&events),
+        "--render",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.lines().count() >= 5, "{stdout}");
+    assert!(!stdout.contains("render_error"), "{stdout}");
+}
+
+#[test]
+#[ignore = "enable when `flowc check` lands (src/check/command.rs is a placeholder on this branch)"]
+fn init_writes_a_starter_that_checks_clean() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("my-shop");
+    assert_eq!(flowc(&["init", path_str(&dir)]).0, 0);
+    assert_checks_clean(&dir);
+}
+
+#[test]
+fn init_refuses_a_folder_that_is_not_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("flowc.toml"), "# mine\n").expect("write");
+    let (code, stdout, stderr) = flowc(&["init", path_str(dir.path())]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert!(stderr.contains("help:"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("flowc.toml")).unwrap(),
+        "# mine\n",
+        "init must not touch an existing file"
+    );
+    assert!(!dir.path().join("flows").exists());
+}
