@@ -381,3 +381,78 @@ fn init_refuses_a_folder_that_is_not_empty() {
     );
     assert!(!dir.path().join("flows").exists());
 }
+
+// ---------------------------------------------------------------- docs/playbook.md
+
+/// Every `<!-- graph: FLOW in PROJECT -->` of docs/playbook.md is followed by the Mermaid
+/// drawing `flowc graph` makes of it. `UPDATE_PLAYBOOK_DOCS=1` rewrites them.
+#[test]
+fn the_playbook_diagrams_are_what_flowc_graph_draws() {
+    let path = repo("docs/playbook.md");
+    let text = std::fs::read_to_string(&path).expect("docs/playbook.md");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut stale = Vec::new();
+    let mut diagrams = 0;
+    let mut index = 0;
+    while index < lines.len() {
+        let line = lines[index];
+        out.push(line.to_string());
+        index += 1;
+        let Some(spec) = line
+            .strip_prefix("<!-- graph: ")
+            .and_then(|rest| rest.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        let (flow, project) = spec.split_once(" in ").expect("`FLOW in PROJECT`");
+        assert_eq!(lines.get(index), Some(&"```mermaid"), "after `{line}`");
+        let end = (index + 1..lines.len())
+            .find(|&i| lines[i] == "```")
+            .expect("a closing ```");
+        let written = lines[index + 1..end].join("\n");
+        let (code, drawn, stderr) = flowc(&[
+            "graph",
+            flow,
+            "--project",
+            path_str(&repo(project)),
+            "--format",
+            "mermaid",
+        ]);
+        assert_eq!(code, 0, "flowc graph {flow} --project {project}: {stderr}");
+        let drawn = drawn.trim_end().to_string();
+        if written != drawn {
+            stale.push(format!("{flow} in {project}"));
+        }
+        out.push("```mermaid".to_string());
+        out.push(drawn);
+        out.push("```".to_string());
+        index = end + 1;
+        diagrams += 1;
+    }
+    let templates: Vec<String> = flowc::stdlib::MODULES
+        .iter()
+        .flat_map(|(_, source)| declarations(source))
+        .filter(|(kind, _)| *kind == "template")
+        .map(|(_, name)| name)
+        .collect();
+    assert!(
+        diagrams >= templates.len(),
+        "{diagrams} diagrams for {} templates",
+        templates.len()
+    );
+    for name in &templates {
+        assert!(
+            text.contains(&format!("### `{name}(")),
+            "docs/playbook.md has no section for template `{name}`"
+        );
+    }
+    if std::env::var_os("UPDATE_PLAYBOOK_DOCS").is_some() {
+        std::fs::write(&path, out.join("\n") + "\n").expect("write docs/playbook.md");
+    } else {
+        assert!(
+            stale.is_empty(),
+            "out of date in docs/playbook.md (run with UPDATE_PLAYBOOK_DOCS=1): {stale:?}"
+        );
+    }
+}
