@@ -659,6 +659,13 @@ impl<'p> Lowering<'p, '_> {
         segment: &ast::SegmentRef,
         scope: &Scope,
     ) -> Option<SegmentId> {
+        // A template parameter bound to a segment call, such as `audience: inactive(90d)`.
+        if segment.args.is_empty() {
+            if let Some(Binding::Value(Expr::Segment(id))) = scope.bindings.get(&segment.name.name)
+            {
+                return Some(*id);
+            }
+        }
         let name = scope.name(&segment.name).to_string();
         self.segment_instance(here, &name, &segment.args, segment.span, scope)
     }

@@ -1077,6 +1077,14 @@ impl<'p> Run<'_, 'p> {
                         .ctx(now, Some(&instance.trigger), instance.event.as_ref())
                         .eval(value)
                         .to_json();
+                    // `set contact.consent.CH = true` gives consent again, as an identify
+                    // with that consent does: earlier unsubscribes of CH stop applying.
+                    if json.as_bool() == Some(true) && field.len() == 2 && field[0] == "consent" {
+                        if let Some(c) = Channel::from_keyword(&field[1]) {
+                            self.state.withdrawn &= !state::channel_bit(c);
+                            self.state.withdrawn_all &= !state::channel_bit(c);
+                        }
+                    }
                     set_path(&mut self.state.traits, field, json);
                     self.segments_dirty = true;
                     self.traits_dirty = true;

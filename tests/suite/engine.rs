@@ -2259,3 +2259,78 @@ fn cases() {
         assert_eq!(actual, expected, "case {}", dir.display());
     }
 }
+
+#[test]
+fn a_segment_call_passed_to_a_template_works_in_when_entering() {
+    let compiled = compile_project(
+        "",
+        "use stdlib/consent
+
+message m: email { subject: \"s\", body: \"b\" }
+
+flow template t(audience: segment, offer: message) {
+    when entering audience
+    exit on unsubscribed
+    send offer
+}
+
+flow f = t(audience: inactive(90d), offer: m)
+",
+    );
+    let flow = &compiled.flows[compiled.flow_id("f").unwrap().index()];
+    let compile::Trigger::Entering(segment) = &flow.triggers[0] else {
+        panic!("{:?}", flow.triggers);
+    };
+    assert_eq!(compiled.segments[segment.index()].name, "inactive(90d)");
+}
+
+#[test]
+fn set_consent_true_gives_consent_again_after_an_unsubscribe() {
+    let flows = with_messages(
+        "flow confirm {
+    when email_confirmed
+    set contact.consent.email = true
+    send reminder
+}",
+    );
+    let records = [
+        identify("c1", "2026-03-01T09:00:00Z", EMAIL),
+        track(
+            "c1",
+            "2026-03-01T09:30:00Z",
+            "unsubscribed",
+            r#""channel":"email""#,
+        ),
+        track("c1", "2026-03-01T10:00:00Z", "email_confirmed", ""),
+        // An unsubscribe of another channel never blocked email.
+        identify("c2", "2026-03-01T09:00:00Z", EMAIL),
+        track(
+            "c2",
+            "2026-03-01T09:30:00Z",
+            "unsubscribed",
+            r#""channel":"sms""#,
+        ),
+        track("c2", "2026-03-01T10:00:00Z", "email_confirmed", ""),
+    ];
+    assert_eq!(
+        run(&flows, &records),
+        vec![
+            line(
+                "2026-03-01T10:00:00Z",
+                "c1",
+                "confirm",
+                "reminder",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-01T10:00:00Z",
+                "c2",
+                "confirm",
+                "reminder",
+                "email",
+                None
+            ),
+        ]
+    );
+}
