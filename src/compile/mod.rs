@@ -580,11 +580,26 @@ impl<'p> Lowering<'p, '_> {
                         None => next,
                     };
                     let mut conditions = Vec::new();
+                    let mut otherwise = otherwise;
                     for branch in branches {
                         let condition = self.lower_expr(here, &branch.condition, scope);
                         let target =
                             self.lower_block(here, &branch.block.steps, next, scope, states)?;
-                        conditions.push((condition, target));
+                        match condition {
+                            // Known at compile time (a template parameter): an arm that can
+                            // never run is dropped; one that always runs ends the chain.
+                            Expr::Bool(false) | Expr::Null => {}
+                            Expr::Bool(true) => {
+                                otherwise = target;
+                                break;
+                            }
+                            condition => conditions.push((condition, target)),
+                        }
+                    }
+                    if conditions.is_empty() {
+                        // Nothing left to decide: go straight on.
+                        next = otherwise;
+                        continue;
                     }
                     StateKind::Branch {
                         conditions,
@@ -733,7 +748,14 @@ impl<'p> Lowering<'p, '_> {
         Some(id)
     }
 
+    /// Lowers an expression, folding operations on literals (`2 >= 3` once a template's
+    /// parameters are substituted) with the engine's own semantics.
     fn lower_expr(&mut self, here: Here<'_>, expr: &ast::Expr, scope: &Scope) -> Expr {
+        let lowered = self.lower_expr_unfolded(here, expr, scope);
+        crate::engine::eval::fold_constant(&lowered).unwrap_or(lowered)
+    }
+
+    fn lower_expr_unfolded(&mut self, here: Here<'_>, expr: &ast::Expr, scope: &Scope) -> Expr {
         use ast::ExprKind as K;
         match &expr.kind {
             K::Bool(b) => Expr::Bool(*b),

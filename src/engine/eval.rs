@@ -418,3 +418,36 @@ fn collect_durations(project: &CompiledProject, expr: &Expr, out: &mut Vec<Dur>,
         }
     }
 }
+
+/// A literal as a value (`None` for anything that needs a contact to evaluate).
+fn literal(expr: &Expr) -> Option<Value<'_>> {
+    match expr {
+        Expr::Null => Some(Value::Null),
+        Expr::Bool(b) => Some(Value::Bool(*b)),
+        Expr::Number(n) => Some(Value::Number(*n)),
+        Expr::String(s) => Some(Value::Str(Cow::Borrowed(s))),
+        Expr::Duration(Dur::Seconds(s)) => Some(Value::Duration(*s)),
+        Expr::Time(t) => Some(Value::Time(*t)),
+        _ => None,
+    }
+}
+
+/// Folds an operation on literals (`2 >= 3` after a template parameter was substituted) into
+/// its literal result, with exactly the semantics the engine would apply at run time. `None`
+/// when the expression depends on the contact.
+pub fn fold_constant(expr: &Expr) -> Option<Expr> {
+    let value = match expr {
+        Expr::Binary { op, lhs, rhs } => binary(*op, literal(lhs)?, literal(rhs)?),
+        Expr::Not(inner) => Value::Bool(!literal(inner)?.is_true()),
+        _ => return None,
+    };
+    match value {
+        Value::Null => Some(Expr::Null),
+        Value::Bool(b) => Some(Expr::Bool(b)),
+        Value::Number(n) => Some(Expr::Number(n)),
+        Value::Str(s) => Some(Expr::String(s.into_owned())),
+        Value::Duration(s) => Some(Expr::Duration(Dur::Seconds(s))),
+        Value::Time(t) => Some(Expr::Time(t)),
+        Value::List(_) | Value::Json(_) => None,
+    }
+}
