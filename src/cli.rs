@@ -66,6 +66,16 @@ pub enum Command {
     /// Explain a diagnostic code
     #[command(after_help = "Examples:\n  flowc explain E0013")]
     Explain(ExplainArgs),
+    /// Render one message and really send it, marked as a test, through the configured channel
+    #[command(
+        after_help = "Examples:\n  flowc send-test cart_reminder --to me@shop.example\n  flowc send-test cart_reminder --to me@shop.example --contact ana.json --trigger cart.json shop/\n  flowc send-test order_sms --to +34600000000\n\nThe subject (email), title (push) or text (SMS) starts with \"[TEST] \".\nExit codes: 0 sent, 1 the send or the rendering failed, 2 the command could not run."
+    )]
+    SendTest(SendTestArgs),
+    /// Render one message to the terminal or an HTML file, sending nothing
+    #[command(
+        after_help = "Examples:\n  flowc preview cart_reminder --contact ana.json --trigger cart.json\n  flowc preview cart_reminder --html /tmp/cart.html"
+    )]
+    Preview(PreviewArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -174,6 +184,52 @@ pub struct ExplainArgs {
     pub code: String,
 }
 
+#[derive(Debug, Args)]
+pub struct SendTestArgs {
+    /// The message to send
+    pub message: String,
+    /// The project folder
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// Where to send it: an email address, a phone number or a push token (for a webhook
+    /// message: the URL to call instead of its own)
+    #[arg(long)]
+    pub to: String,
+    /// A JSON file of contact traits for the templates (`contact.*`)
+    #[arg(long)]
+    pub contact: Option<PathBuf>,
+    /// A JSON file of the trigger event's properties (`trigger.*`)
+    #[arg(long)]
+    pub trigger: Option<PathBuf>,
+    /// A JSON file of the last received event's properties (`event.*`)
+    #[arg(long)]
+    pub event: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The message to render
+    pub message: String,
+    /// The project folder
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// A JSON file of contact traits for the templates (`contact.*`)
+    #[arg(long)]
+    pub contact: Option<PathBuf>,
+    /// A JSON file of the trigger event's properties (`trigger.*`)
+    #[arg(long)]
+    pub trigger: Option<PathBuf>,
+    /// A JSON file of the last received event's properties (`event.*`)
+    #[arg(long)]
+    pub event: Option<PathBuf>,
+    /// The address to show (default: the contact's)
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Write the HTML body of an email to this file instead of the terminal
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+}
+
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -186,6 +242,8 @@ pub fn main() -> ExitCode {
         Command::Test(args) => crate::testing::command(&args),
         Command::Graph(args) => crate::graph::command(&args),
         Command::Init(args) => crate::init::command(&args),
+        Command::SendTest(args) => crate::channels::command::send_test(&args),
+        Command::Preview(args) => crate::channels::command::preview(&args),
     };
     ExitCode::from(code)
 }

@@ -23,6 +23,8 @@ pub struct Config {
     pub webhook: WebhookConfig,
     #[serde(default)]
     pub defaults: DefaultsConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -34,6 +36,8 @@ pub struct ServerConfig {
     #[serde(default)]
     pub write_keys: Vec<String>,
     pub admin_key: Option<String>,
+    /// Secret for signing tracking and unsubscribe tokens (or FLOWC_SIGNING_KEY).
+    pub signing_key: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +47,7 @@ impl Default for ServerConfig {
             public_url: None,
             write_keys: Vec::new(),
             admin_key: None,
+            signing_key: None,
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct EmailConfig {
     pub from: Option<String>,
     pub reply_to: Option<String>,
     pub timeout_seconds: Option<u64>,
+    /// An address for `List-Unsubscribe: <mailto:...>` beside the one-click URL.
+    pub unsubscribe_mailto: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -86,6 +93,10 @@ pub struct ProviderConfig {
     /// `generic` (JSON, the default) or `twilio` (form-encoded, SMS only).
     pub format: Option<String>,
     pub timeout_seconds: Option<u64>,
+    /// The sender (`From` of a Twilio-style SMS, `from` of the generic JSON).
+    pub from: Option<String>,
+    /// Secret for an `X-Flowc-Signature` HMAC header on provider calls.
+    pub signing_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -113,6 +124,19 @@ impl Default for DefaultsConfig {
 
 fn default_timezone() -> String {
     "UTC".to_string()
+}
+
+/// `[retry]`: how the daemon retries transient send failures (RFC 5321 4.5.4.1 asks for a
+/// configurable retry interval and give-up time).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// The first retry delay (default 60).
+    pub first_delay_seconds: Option<u64>,
+    /// The longest delay between two tries (default 3600).
+    pub max_delay_seconds: Option<u64>,
+    /// Give up (dead letter) this long after the first try (default 96, four days).
+    pub give_up_hours: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,4 +187,21 @@ impl Config {
     pub fn default_timezone(&self) -> chrono_tz::Tz {
         self.defaults.timezone.parse().unwrap_or(chrono_tz::UTC)
     }
+}
+
+/// Secrets that an environment variable overrides (so they need not be committed).
+impl Config {
+    /// `[email] smtp_url`, or `FLOWC_SMTP_URL` when it is set.
+    pub fn smtp_url(&self) -> Option<String> {
+        env_secret("FLOWC_SMTP_URL").or_else(|| self.email.smtp_url.clone())
+    }
+
+    /// `[server] signing_key`, or `FLOWC_SIGNING_KEY` when it is set.
+    pub fn signing_key(&self) -> Option<String> {
+        env_secret("FLOWC_SIGNING_KEY").or_else(|| self.server.signing_key.clone())
+    }
+}
+
+fn env_secret(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
