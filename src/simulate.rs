@@ -311,25 +311,9 @@ pub fn load_compiled(path: &std::path::Path) -> Result<CompiledProject, u8> {
             return Err(EXIT_CANNOT_RUN);
         }
     };
-    let diagnostics = crate::check::check(&project);
-    let errors: Vec<_> = diagnostics
-        .iter()
-        .filter(|d| d.severity == crate::diagnostic::Severity::Error)
-        .collect();
-    if !errors.is_empty() {
-        for d in &errors {
-            eprintln!("{}", describe_diagnostic(&project, d));
-        }
-        eprintln!(
-            "error: the project has {} error(s); run `flowc check` for details",
-            errors.len()
-        );
-        return Err(EXIT_ERRORS);
-    }
+    crate::check::command::gate(&project)?;
     crate::compile::compile(&project, &config).map_err(|diagnostics| {
-        for d in &diagnostics {
-            eprintln!("{}", describe_diagnostic(&project, d));
-        }
+        crate::check::command::print_errors(&project, &diagnostics);
         EXIT_ERRORS
     })
 }

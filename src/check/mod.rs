@@ -1,17 +1,108 @@
 //! Static checks of a loaded project: names, types, lints.
 //!
-//! Owns: every error and warning of LANGUAGE.md 6 (codes in `diagnostic::Code`), and their
-//! rendering for people (miette), JSON lines and GitHub annotations.
-//! Must not: lower flows or run anything.
+//! Owns: every error and warning of LANGUAGE.md 6 (codes in `diagnostic::Code`, rules in
+//! `rules/`), and their rendering for people (miette), JSON lines and GitHub annotations
+//! (`render`). All problems of a project are collected in one run.
+//! Must not: lower flows or run anything, or read the clock. The only file access is the
+//! existence and text of `file("...")` message bodies.
+//!
+//! ```
+//! use flowc::project::Project;
+//! let project = Project::from_sources(
+//!     ".".into(),
+//!     vec![("flows/a.flow".into(), "flow a {\n    when signed_up\n    send welcom\n}\n".into())],
+//! );
+//! let problems = flowc::check::check(&project);
+//! assert_eq!(problems[0].code.as_str(), "E0002");
+//! ```
 
 pub mod command;
+pub mod context;
+pub mod explain;
+pub mod render;
+pub mod rules;
+pub mod types;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Severity};
 use crate::project::Project;
+use crate::syntax::ast;
+use context::{Context, Scope};
 
 /// Every diagnostic of the project (syntax errors included), sorted by file and position.
 pub fn check(project: &Project) -> Vec<Diagnostic> {
-    let mut diagnostics = project.diagnostics.clone();
-    diagnostics.sort_by(|a, b| (&a.file, a.span.start).cmp(&(&b.file, b.span.start)));
+    let mut ctx = Context::new(project);
+    ctx.diagnostics.extend(project.diagnostics.iter().cloned());
+    rules::duplicates::check(&mut ctx);
+    for (unit, item) in project.items() {
+        match item {
+            ast::Item::Segment(d) => rules::segments::check_body(&mut ctx, unit, d),
+            ast::Item::Message(d) => rules::messages::check(&mut ctx, unit, d),
+            ast::Item::Flow(d) => {
+                rules::flows::check(&mut ctx, unit, &d.name, &d.body, Scope::default());
+                rules::consent::check_flow(&mut ctx, unit, d);
+            }
+            ast::Item::FlowTemplate(d) => {
+                rules::flows::check(&mut ctx, unit, &d.name, &d.body, Scope::new(&d.params))
+            }
+            ast::Item::FlowInstance(d) => {
+                rules::instances::check(&mut ctx, unit, d);
+                rules::consent::check_instance(&mut ctx, unit, d);
+            }
+            ast::Item::Policy(d) => {
+                for line in &d.lines {
+                    if let ast::PolicyKind::QuietHours(q) = &line.kind {
+                        rules::quiet_hours::check(&mut ctx, unit, q, line.span);
+                    }
+                }
+            }
+            ast::Item::Event(d) => {
+                rules::event_names::check(&mut ctx, unit, Scope::default(), &d.name)
+            }
+        }
+    }
+    rules::segments::cycles(&mut ctx);
+    rules::unused::check(&mut ctx);
+    let mut diagnostics = ctx.diagnostics;
+    // A project declaration that clashes with a stdlib one (reported as E0007 on the
+    // project's side) makes the stdlib resolve to it; what follows inside the stdlib is not
+    // the user's to fix, so only the clash is shown.
+    let clash = diagnostics.iter().any(|d| {
+        d.code == crate::diagnostic::Code::DuplicateName
+            && d.help.as_deref().is_some_and(|h| h.contains("`stdlib/"))
+    });
+    if clash {
+        diagnostics.retain(|d| {
+            project
+                .unit(&d.file)
+                .map_or(true, |u| u.origin == crate::project::Origin::Project)
+                || matches!(d.code, crate::diagnostic::Code::Syntax)
+        });
+    }
+    let order = |d: &Diagnostic| {
+        project
+            .units
+            .iter()
+            .position(|u| u.path == d.file)
+            .unwrap_or(usize::MAX)
+    };
+    diagnostics.sort_by_cached_key(|d| {
+        (
+            order(d),
+            d.span.start,
+            d.span.end,
+            d.code,
+            d.message.clone(),
+        )
+    });
+    diagnostics.dedup();
     diagnostics
+}
+
+/// How many errors and warnings.
+pub fn counts(diagnostics: &[Diagnostic]) -> (usize, usize) {
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    (errors, diagnostics.len() - errors)
 }

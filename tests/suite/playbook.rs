@@ -167,7 +167,6 @@ fn every_stdlib_module_builds_alone() {
 }
 
 #[test]
-#[ignore = "enable when `flowc check` lands (src/check/command.rs is a placeholder on this branch)"]
 fn every_stdlib_module_checks_clean() {
     for file in stdlib_files() {
         assert_checks_clean(&file);
@@ -232,7 +231,6 @@ fn the_example_shop_builds_and_passes_its_tests() {
 }
 
 #[test]
-#[ignore = "enable when `flowc check` lands (src/check/command.rs is a placeholder on this branch)"]
 fn the_example_shop_checks_clean() {
     assert_checks_clean(&repo("flows"));
 }
@@ -358,7 +356,6 @@ fn init_writes_a_starter_that_builds_simulates_and_passes_its_tests() {
 }
 
 #[test]
-#[ignore = "enable when `flowc check` lands (src/check/command.rs is a placeholder on this branch)"]
 fn init_writes_a_starter_that_checks_clean() {
     let parent = tempfile::tempdir().expect("tempdir");
     let dir = parent.path().join("my-shop");

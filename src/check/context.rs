@@ -1,0 +1,126 @@
+//! What every rule reads and writes: the project, its namespace, and the list of problems.
+//!
+//! Owns: [`Context`] (the project, [`Symbols`], event schemas, the diagnostics found so far,
+//! and the names that were used, for the unused-declaration warnings) and [`Scope`] (the
+//! parameters visible in a segment or flow template body).
+//! Must not: decide anything itself; rules do.
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::project::{Origin, Project, SourceUnit, Symbols};
+use crate::syntax::ast::{self, Span};
+use std::collections::{BTreeMap, HashSet};
+
+/// The shared state of one check run.
+pub struct Context<'p> {
+    pub project: &'p Project,
+    pub symbols: Symbols<'p>,
+    /// Event name → its schema (the first declaration of the name).
+    pub schemas: BTreeMap<&'p str, &'p ast::EventDecl>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Segments and messages referenced anywhere (W0002, W0003).
+    pub used_segments: HashSet<String>,
+    pub used_messages: HashSet<String>,
+}
+
+impl<'p> Context<'p> {
+    pub fn new(project: &'p Project) -> Self {
+        let symbols = project.symbols();
+        let mut schemas = BTreeMap::new();
+        for (_, item) in project.items() {
+            if let ast::Item::Event(decl) = item {
+                schemas.entry(decl.name.name.as_str()).or_insert(decl);
+            }
+        }
+        Context {
+            project,
+            symbols,
+            schemas,
+            diagnostics: Vec::new(),
+            used_segments: HashSet::new(),
+            used_messages: HashSet::new(),
+        }
+    }
+
+    /// Adds a diagnostic about `unit`.
+    pub fn report(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// A new diagnostic about `span` in `unit`, to be finished with `with_label`/`with_help`
+    /// and given to [`Context::report`].
+    pub fn at(unit: &SourceUnit, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(code, unit.path.clone(), span, message)
+    }
+
+    /// The segment declaration named `name`.
+    pub fn segment(&self, name: &str) -> Option<(&'p SourceUnit, &'p ast::SegmentDecl)> {
+        let declared = self.symbols.segments.get(name)?;
+        match declared.item {
+            ast::Item::Segment(d) => Some((declared.unit, d)),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self, name: &str) -> Option<&'p ast::MessageDecl> {
+        match self.symbols.messages.get(name)?.item {
+            ast::Item::Message(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn template(&self, name: &str) -> Option<(&'p SourceUnit, &'p ast::FlowTemplateDecl)> {
+        let declared = self.symbols.templates.get(name)?;
+        match declared.item {
+            ast::Item::FlowTemplate(d) => Some((declared.unit, d)),
+            _ => None,
+        }
+    }
+
+    /// What kind of declaration `name` is, if it is declared at all ("a message").
+    pub fn kind_of(&self, name: &str) -> Option<&'static str> {
+        if self.symbols.segments.contains_key(name) {
+            Some("a segment")
+        } else if self.symbols.messages.contains_key(name) {
+            Some("a message")
+        } else if self.symbols.templates.contains_key(name) {
+            Some("a flow template")
+        } else if self.symbols.flows.contains_key(name) {
+            Some("a flow")
+        } else if self.symbols.events.contains_key(name) {
+            Some("an event")
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether a unit belongs to the user's project (not the stdlib).
+pub fn is_project(unit: &SourceUnit) -> bool {
+    unit.origin == Origin::Project
+}
+
+/// The parameters visible in a segment or flow template body (empty in a plain flow).
+#[derive(Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub params: &'a [ast::Param],
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(params: &'a [ast::Param]) -> Self {
+        Scope { params }
+    }
+    pub fn param(&self, name: &str) -> Option<&'a ast::Param> {
+        self.params.iter().find(|p| p.name.name == name)
+    }
+    pub fn names(&self) -> impl Iterator<Item = &'a str> {
+        self.params.iter().map(|p| p.name.name.as_str())
+    }
+}
+
+/// `"did you mean `x`?"` for the closest candidate, if one is close.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    crate::suggest::closest(name, candidates).map(|c| format!("did you mean `{c}`?"))
+}

@@ -1,0 +1,329 @@
+//! Message declarations: `E0008` (a field the channel does not know), `E0009` (a required
+//! field missing), `E0010` (a `file("...")` that does not exist), `E0011` (a `{{ ... }}`
+//! template that does not parse) and `E0025` (a template variable other than `contact`,
+//! `trigger`, `event`, `flow`, `message`).
+//!
+//! ## What it does
+//! Compares the fields of each message with those of its channel (LANGUAGE.md 2), checks that
+//! every `file(...)` exists under the project root, and parses every template with minijinja,
+//! the engine that renders it, mapping its errors back to the line and column in the `.flow`
+//! file (or naming the line of the template file).
+//!
+//! ## Why is this bad?
+//! Each of these fails at send time, for a real contact, in production: a render error is a
+//! failed delivery.
+//!
+//! ## Example
+//! ```text
+//! message cart_reminder: email {
+//!     subjet: "Your cart"                           # E0008 (did you mean `subject`?)
+//!     body: "Hi {{ contact.first_name }"            # E0011
+//! }                                                 # E0009: no `subject`
+//! ```
+//!
+//! Must not: render anything with data (the channels do). It reads the files `file(...)`
+//! names: the only file access of `check`.
+
+use crate::check::context::{did_you_mean, Context};
+use crate::diagnostic::Code;
+use crate::project::SourceUnit;
+use crate::syntax::ast::{self, Channel, FieldValue, Span};
+
+/// `(known fields, required fields)` of a channel.
+pub fn fields_of(channel: Channel) -> (&'static [&'static str], &'static [&'static str]) {
+    match channel {
+        Channel::Email => (
+            &["subject", "body", "text", "from", "reply_to", "tracking"],
+            &["subject", "body"],
+        ),
+        Channel::Sms => (&["body"], &["body"]),
+        Channel::Push => (&["title", "body", "url"], &["title", "body"]),
+        Channel::Webhook => (&["url", "method", "body"], &["url"]),
+    }
+}
+
+/// What a template may read (LANGUAGE.md 2), plus what the runtime adds and minijinja's
+/// global functions.
+const TEMPLATE_ROOTS: &[&str] = &["contact", "trigger", "event", "flow", "message"];
+const TEMPLATE_EXTRAS: &[&str] = &[
+    "unsubscribe_url",
+    "range",
+    "dict",
+    "debug",
+    "namespace",
+    "loop",
+    "joiner",
+    "cycler",
+    "lipsum",
+];
+
+pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, decl: &ast::MessageDecl) {
+    let channel = decl.channel.keyword();
+    let (known, required) = fields_of(decl.channel);
+    for field in &decl.fields {
+        let name = field.name.name.as_str();
+        if !known.contains(&name) {
+            let help = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+                format!(
+                    "{} {channel} message has the fields {}",
+                    article(channel),
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+            let d = Context::at(
+                unit,
+                Code::UnknownMessageField,
+                field.name.span,
+                format!(
+                    "{} {channel} message has no field `{name}`",
+                    article(channel)
+                ),
+            )
+            .with_label(format!("not {} {channel} field", article(channel)))
+            .with_help(help);
+            ctx.report(d);
+        }
+        match &field.value {
+            FieldValue::Bool { span, .. } if name != "tracking" && known.contains(&name) => {
+                let d = Context::at(
+                    unit,
+                    Code::TypeMismatch,
+                    *span,
+                    format!("the field `{name}` takes text, not true or false"),
+                )
+                .with_label("expected a string")
+                .with_help(format!("write the {name} in double quotes"));
+                ctx.report(d);
+            }
+            FieldValue::Bool { .. } => {}
+            FieldValue::Text(text) => {
+                if decl.channel == Channel::Webhook && name == "method" {
+                    let method = text.value.to_ascii_uppercase();
+                    if !["POST", "PUT", "PATCH", "GET", "DELETE"].contains(&method.as_str()) {
+                        let d = Context::at(
+                            unit,
+                            Code::BadValue,
+                            text.span,
+                            format!("`{}` is not an HTTP method a webhook can use", text.value),
+                        )
+                        .with_label("unknown method")
+                        .with_help(
+                            "write one of `POST` (the default), `PUT`, `PATCH`, `GET`, `DELETE`",
+                        );
+                        ctx.report(d);
+                    }
+                }
+                inline_template(ctx, unit, text);
+            }
+            FieldValue::File(path) => file_template(ctx, unit, path),
+        }
+    }
+    for name in required {
+        if !decl.fields.iter().any(|f| f.name.name == *name) {
+            let d = Context::at(
+                unit,
+                Code::MissingMessageField,
+                decl.name.span,
+                format!("{channel} message `{}` has no `{name}`", decl.name.name),
+            )
+            .with_label(format!("missing `{name}`"))
+            .with_help(format!(
+                "add `{name}: \"...\"` ({} {channel} message needs {})",
+                article(channel),
+                required
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ));
+            ctx.report(d);
+        }
+    }
+}
+
+fn article(channel: &str) -> &'static str {
+    if channel.starts_with('e') {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+fn environment() -> minijinja::Environment<'static> {
+    minijinja::Environment::new()
+}
+
+/// A template written in the `.flow` file: errors point into the string.
+fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, text: &ast::StringLit) {
+    if !text.value.contains("{{") && !text.value.contains("{%") && !text.value.contains("{#") {
+        return;
+    }
+    let env = environment();
+    let literal = unit.text.get(text.span.start..text.span.end).unwrap_or("");
+    let map = |offset: usize| text.span.start + source_offset(literal, offset);
+    match env.template_from_str(&text.value) {
+        Err(e) => {
+            let span = match e.range() {
+                Some(r) => Span::new(map(r.start), map(r.end.max(r.start + 1)).min(text.span.end)),
+                None => text.span,
+            };
+            let d = Context::at(
+                unit,
+                Code::TemplateSyntax,
+                span,
+                format!("the template does not parse: {}", e.detail().unwrap_or("syntax error")),
+            )
+            .with_label("here")
+            .with_help("write expressions as `{{ contact.first_name }}` and blocks as `{% if ... %} ... {% endif %}`");
+            ctx.report(d);
+        }
+        Ok(template) => {
+            let mut unknown: Vec<String> = template
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|v| {
+                    !TEMPLATE_ROOTS.contains(&v.as_str()) && !TEMPLATE_EXTRAS.contains(&v.as_str())
+                })
+                .collect();
+            unknown.sort();
+            for name in unknown {
+                let span = find_word(&text.value, &name)
+                    .map(|at| Span::new(map(at), map(at + name.len())))
+                    .unwrap_or(text.span);
+                report_variable(ctx, unit, span, &name, None);
+            }
+        }
+    }
+}
+
+/// A template from `file("...")`: the file must exist; its errors name its line.
+fn file_template(ctx: &mut Context<'_>, unit: &SourceUnit, path: &ast::StringLit) {
+    let full = ctx.project.root.join(&path.value);
+    let text = match std::fs::read_to_string(&full) {
+        Ok(text) => text,
+        Err(e) => {
+            let (message, help) = if e.kind() == std::io::ErrorKind::NotFound || full.is_dir() {
+                (
+                    format!("`{}` does not exist", path.value),
+                    format!(
+                        "paths in `file(...)` are relative to the project root (`{}`); create the file or fix the path",
+                        ctx.project.root.display()
+                    ),
+                )
+            } else {
+                (
+                    format!("cannot read `{}`: {e}", path.value),
+                    "save the file as UTF-8 text that flowc can read".to_string(),
+                )
+            };
+            let d = Context::at(unit, Code::FileNotFound, path.span, message)
+                .with_label("no such file")
+                .with_help(help);
+            ctx.report(d);
+            return;
+        }
+    };
+    let env = environment();
+    match env.template_from_str(&text) {
+        Err(e) => {
+            let line = e.line().map(|l| format!(" line {l}")).unwrap_or_default();
+            let d = Context::at(
+                unit,
+                Code::TemplateSyntax,
+                path.span,
+                format!(
+                    "the template `{}`{line} does not parse: {}",
+                    path.value,
+                    e.detail().unwrap_or("syntax error")
+                ),
+            )
+            .with_label("in this file")
+            .with_help(format!("fix `{}`{line}", path.value));
+            ctx.report(d);
+        }
+        Ok(template) => {
+            let mut unknown: Vec<String> = template
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|v| {
+                    !TEMPLATE_ROOTS.contains(&v.as_str()) && !TEMPLATE_EXTRAS.contains(&v.as_str())
+                })
+                .collect();
+            unknown.sort();
+            for name in unknown {
+                let line = find_word(&text, &name).map(|at| text[..at].matches('\n').count() + 1);
+                report_variable(ctx, unit, path.span, &name, Some((&path.value, line)));
+            }
+        }
+    }
+}
+
+fn report_variable(
+    ctx: &mut Context<'_>,
+    unit: &SourceUnit,
+    span: Span,
+    name: &str,
+    file: Option<(&str, Option<usize>)>,
+) {
+    let help = did_you_mean(name, TEMPLATE_ROOTS.iter().copied())
+        .unwrap_or_else(|| "templates read `contact.`, `trigger.`, `event.`, `flow` and `message`: write `{{ contact.NAME }}` for a contact trait".to_string());
+    let message = match file {
+        Some((path, Some(line))) => {
+            format!("unknown template variable `{name}` in `{path}` line {line}")
+        }
+        Some((path, None)) => format!("unknown template variable `{name}` in `{path}`"),
+        None => format!("unknown template variable `{name}`"),
+    };
+    let d = Context::at(unit, Code::UnknownTemplateVariable, span, message)
+        .with_label("not a template variable")
+        .with_help(help);
+    ctx.report(d);
+}
+
+/// The byte offset in a string literal's source (quotes included) of byte `offset` of its
+/// value (escapes resolved).
+pub fn source_offset(literal: &str, offset: usize) -> usize {
+    let mut value = 0;
+    let mut chars = literal.char_indices().skip(1).peekable();
+    while let Some((at, c)) = chars.next() {
+        if value >= offset {
+            return at;
+        }
+        if c == '\\' {
+            chars.next();
+            value += 1;
+        } else if c == '"' {
+            return at;
+        } else {
+            value += c.len_utf8();
+        }
+    }
+    literal.len().saturating_sub(1)
+}
+
+/// The first occurrence of `word` as a whole name (not after a `.`, not part of a longer name).
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let is_name = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    text.match_indices(word).map(|(at, _)| at).find(|&at| {
+        let before = at.checked_sub(1).and_then(|i| bytes.get(i)).copied();
+        let after = bytes.get(at + word.len()).copied();
+        !before.is_some_and(|b| is_name(b) || b == b'.') && !after.is_some_and(is_name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_offset;
+
+    #[test]
+    fn offsets_skip_escapes() {
+        // "a\"b{{" : value a"b{{ ; value offset 3 (`{`) is source offset 5.
+        assert_eq!(source_offset("\"a\\\"b{{\"", 3), 5);
+        assert_eq!(source_offset("\"abc\"", 0), 1);
+    }
+}

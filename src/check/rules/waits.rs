@@ -1,0 +1,62 @@
+//! `E0017` (a wait of zero length) and `W0005` (a wait longer than one year).
+//!
+//! ## What it does
+//! Looks at every literal duration of `wait D`, `wait for ... up to D` and `when every D`.
+//!
+//! ## Why is this bad?
+//! `wait 0s` does nothing and usually hides a typo (`wait 0d` for `wait 1d`). A wait of more
+//! than a year keeps instances (and their stored state) alive for that long, and nobody
+//! remembers why a message arrives 14 months later.
+//!
+//! ## Example
+//! ```text
+//! wait 0s        # E0017
+//! wait 400d      # W0005
+//! ```
+//!
+//! Must not: judge durations given through parameters (their values are checked where the
+//! template is instantiated).
+
+use crate::check::context::Context;
+use crate::diagnostic::Code;
+use crate::project::SourceUnit;
+use crate::syntax::ast::{self, DurationUnit};
+
+/// `E0017` on a literal zero duration; `what` names the construct (`` `wait` ``).
+pub fn zero(ctx: &mut Context<'_>, unit: &SourceUnit, duration: &ast::DurationExpr, what: &str) {
+    if let ast::DurationExpr::Literal(d) = duration {
+        if d.amount == 0 {
+            let diagnostic = Context::at(
+                unit,
+                Code::ZeroWait,
+                d.span,
+                format!("{what} of zero length"),
+            )
+            .with_label("zero")
+            .with_help("give a positive duration such as `1h` or `1d`, or remove the step");
+            ctx.report(diagnostic);
+        }
+    }
+}
+
+/// `W0005` on a literal wait longer than a year.
+pub fn long(ctx: &mut Context<'_>, unit: &SourceUnit, duration: &ast::DurationExpr) {
+    if let ast::DurationExpr::Literal(d) = duration {
+        let too_long = match d.unit {
+            DurationUnit::Years => d.amount > 1,
+            DurationUnit::Months => d.amount > 12,
+            _ => d.approx_max_seconds() > 366 * 86_400,
+        };
+        if too_long {
+            let diagnostic = Context::at(
+                unit,
+                Code::LongWait,
+                d.span,
+                format!("a wait of `{d}` is longer than one year"),
+            )
+            .with_label("more than a year")
+            .with_help("shorten it, or start a separate flow later (`when anniversary of ...`, `when every ... for SEGMENT`)");
+            ctx.report(diagnostic);
+        }
+    }
+}
