@@ -70,6 +70,21 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
         d.code == crate::diagnostic::Code::DuplicateName
             && d.help.as_deref().is_some_and(|h| h.contains("`stdlib/"))
     });
+    // A file that does not parse declares nothing: names it declares would be reported as
+    // unknown (and the names it uses as unused). Only its syntax error is shown for them.
+    if project.units.iter().any(|u| u.ast.is_none()) {
+        use crate::diagnostic::Code;
+        diagnostics.retain(|d| {
+            !matches!(
+                d.code,
+                Code::UnknownMessage
+                    | Code::UnknownSegment
+                    | Code::UnknownTemplate
+                    | Code::UnusedSegment
+                    | Code::UnusedMessage
+            )
+        });
+    }
     if clash {
         diagnostics.retain(|d| {
             project

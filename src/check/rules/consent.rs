@@ -115,7 +115,7 @@ pub fn check_instance(ctx: &mut Context<'_>, unit: &SourceUnit, decl: &ast::Flow
                     decl.template.name
                 ),
             )
-            .with_label(format!("a {c} message"))
+            .with_label(format!("{} {c} message", super::messages::article(c)))
             .with_help(format!(
                 "give the template a message of a channel it checks, mark `{name}` `transactional` if it answers the contact's own request, or write the flow out with `only if can_receive({c})`"
             ));

@@ -757,7 +757,10 @@ impl Checker<'_, '_, '_, '_> {
                             help,
                         );
                         self.ctx.report(d);
-                        self.infer(place, &arg.value);
+                        // A bare name may be a message or an event: nothing more to say.
+                        if !matches!(arg.value.kind, ExprKind::Name(_)) {
+                            self.infer(place, &arg.value);
+                        }
                     }
                 },
                 None => {

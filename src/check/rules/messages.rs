@@ -145,8 +145,9 @@ pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, decl: &ast::MessageDecl) 
     }
 }
 
-fn article(channel: &str) -> &'static str {
-    if channel.starts_with('e') {
+/// "an email", "an sms", "a push", "a webhook".
+pub fn article(channel: &str) -> &'static str {
+    if channel.starts_with('e') || channel.starts_with('s') {
         "an"
     } else {
         "a"
