@@ -32,6 +32,9 @@ use context::{Context, Scope};
 pub fn check(project: &Project) -> Vec<Diagnostic> {
     let mut ctx = Context::new(project);
     ctx.diagnostics.extend(project.diagnostics.iter().cloned());
+    ctx.diagnostics
+        .iter_mut()
+        .for_each(rules::syntax_hints::improve);
     rules::duplicates::check(&mut ctx);
     for (unit, item) in project.items() {
         match item {

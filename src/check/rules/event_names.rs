@@ -1,4 +1,5 @@
-//! `E0023`: an event name that no record can ever have.
+//! `E0023`: an event name that no record can ever have; `W0006`: an event without a schema
+//! whose name is one or two letters away from an event that has one (`cart_abandonned`).
 //!
 //! ## What it does
 //! Event names in records are normalised (RUNTIME.md 1): lower case, every run of other
@@ -25,10 +26,19 @@ use crate::diagnostic::Code;
 use crate::project::SourceUnit;
 use crate::syntax::ast;
 
+/// An event name used by a flow or segment (not a template's `event` parameter).
 pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, scope: Scope<'_>, event: &ast::Ident) {
     if scope.param(&event.name).is_some() {
         return;
     }
+    if malformed(ctx, unit, event) {
+        return;
+    }
+    near_schema(ctx, unit, event);
+}
+
+/// `E0023`; whether it was reported.
+pub fn malformed(ctx: &mut Context<'_>, unit: &SourceUnit, event: &ast::Ident) -> bool {
     let normal = normalize_event_name(&event.name);
     if normal != event.name {
         let help = if normal.is_empty() {
@@ -47,6 +57,39 @@ pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, scope: Scope<'_>, event: 
         )
         .with_label(format!("records arrive as `{normal}`"))
         .with_help(help);
+        ctx.report(d);
+        return true;
+    }
+    false
+}
+
+/// `W0006`, in the project's files only.
+fn near_schema(ctx: &mut Context<'_>, unit: &SourceUnit, event: &ast::Ident) {
+    if !crate::check::context::is_project(unit)
+        || ctx.schemas.is_empty()
+        || ctx.schemas.contains_key(event.name.as_str())
+        || event.name.len() < 5
+    {
+        return;
+    }
+    let near = ctx
+        .schemas
+        .keys()
+        .map(|k| (strsim::damerau_levenshtein(&event.name, k), *k))
+        .filter(|(distance, _)| *distance <= 2)
+        .min();
+    if let Some((_, declared)) = near {
+        let d = Context::at(
+            unit,
+            Code::EventNearSchema,
+            event.span,
+            format!("no event schema declares `{}`", event.name),
+        )
+        .with_label(format!("did you mean `{declared}`?"))
+        .with_help(format!(
+            "did you mean `{declared}`? as written, this name matches no record of `{declared}`; if `{}` is another event, declare `event {} {{ ... }}`",
+            event.name, event.name
+        ));
         ctx.report(d);
     }
 }

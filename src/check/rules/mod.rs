@@ -15,6 +15,7 @@ pub mod messages;
 pub mod quiet_hours;
 pub mod segments;
 pub mod split;
+pub mod syntax_hints;
 pub mod unreachable;
 pub mod unused;
 pub mod waits;
