@@ -60,4 +60,5 @@ pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, decl: &ast::FlowInstanceD
         &decl.args,
         decl.args_span,
     );
+    super::waits::arguments(ctx, unit, found, &decl.args);
 }

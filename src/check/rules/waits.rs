@@ -60,3 +60,60 @@ pub fn long(ctx: &mut Context<'_>, unit: &SourceUnit, duration: &ast::DurationEx
         }
     }
 }
+
+/// `E0017`/`W0005` through a template's arguments: `after: 0s` given to a template that writes
+/// `wait after`.
+pub fn arguments(
+    ctx: &mut Context<'_>,
+    unit: &SourceUnit,
+    template: &ast::FlowTemplateDecl,
+    args: &[ast::Arg],
+) {
+    for (position, param) in template.params.iter().enumerate() {
+        if param.ty != ast::ParamType::Duration {
+            continue;
+        }
+        let arg = args
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == param.name.name))
+            .or_else(|| args.get(position).filter(|a| a.name.is_none()));
+        let Some(ast::ExprKind::Duration(d)) = arg.map(|a| &a.value.kind) else {
+            continue;
+        };
+        if waits_on(&template.body.steps, &param.name.name) {
+            let literal = ast::DurationExpr::Literal(*d);
+            zero(ctx, unit, &literal, &format!("`wait {}`", param.name.name));
+            long(ctx, unit, &literal);
+        }
+    }
+}
+
+/// Whether a block waits for the duration parameter `name` (`wait name`, `up to name`).
+fn waits_on(steps: &[ast::Step], name: &str) -> bool {
+    let is = |d: &ast::DurationExpr| matches!(d, ast::DurationExpr::Param(p) if p.name == name);
+    steps.iter().any(|step| match &step.kind {
+        ast::StepKind::Wait { duration } => is(duration),
+        ast::StepKind::WaitFor(w) => {
+            is(&w.timeout)
+                || match &w.body {
+                    ast::WaitForBody::None => false,
+                    ast::WaitForBody::Received(b) => waits_on(&b.steps, name),
+                    ast::WaitForBody::Arms(arms) => {
+                        arms.iter().any(|a| waits_on(&a.block.steps, name))
+                    }
+                }
+                || w.otherwise
+                    .as_ref()
+                    .is_some_and(|b| waits_on(&b.steps, name))
+        }
+        ast::StepKind::If {
+            branches,
+            otherwise,
+        } => {
+            branches.iter().any(|b| waits_on(&b.block.steps, name))
+                || otherwise.as_ref().is_some_and(|b| waits_on(&b.steps, name))
+        }
+        ast::StepKind::Split { arms } => arms.iter().any(|a| waits_on(&a.block.steps, name)),
+        _ => false,
+    })
+}
