@@ -8,7 +8,7 @@
 use crate::diagnostic::{Code, Diagnostic};
 use crate::project::{Origin, Project, SourceUnit, Symbols};
 use crate::syntax::ast::{self, Span};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The shared state of one check run.
 pub struct Context<'p> {
@@ -20,6 +20,28 @@ pub struct Context<'p> {
     /// Segments and messages referenced anywhere (W0002, W0003).
     pub used_segments: HashSet<String>,
     pub used_messages: HashSet<String>,
+    /// Message → the `trigger.NAME` its templates read (`message_properties`).
+    pub trigger_reads: HashMap<String, Vec<TriggerRead>>,
+    /// Flows whose trigger events are known by name, with the messages they send.
+    pub flow_sends: Vec<FlowSends>,
+}
+
+/// One `{{ trigger.NAME }}` in a message template.
+#[derive(Debug, Clone)]
+pub struct TriggerRead {
+    pub property: String,
+    /// Where in the `.flow` file (the string, or the `file(...)` that holds the template).
+    pub span: Span,
+    /// The template file and its line, for a `file(...)` body.
+    pub in_file: Option<(String, usize)>,
+}
+
+/// A flow (or instantiation) that starts on named events and sends named messages.
+#[derive(Debug, Clone)]
+pub struct FlowSends {
+    pub flow: String,
+    pub events: Vec<String>,
+    pub messages: Vec<String>,
 }
 
 impl<'p> Context<'p> {
@@ -38,6 +60,8 @@ impl<'p> Context<'p> {
             diagnostics: Vec::new(),
             used_segments: HashSet::new(),
             used_messages: HashSet::new(),
+            trigger_reads: HashMap::new(),
+            flow_sends: Vec::new(),
         }
     }
 

@@ -43,6 +43,7 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
             ast::Item::Flow(d) => {
                 rules::flows::check(&mut ctx, unit, &d.name, &d.body, Scope::default());
                 rules::consent::check_flow(&mut ctx, unit, d);
+                rules::message_properties::record_flow(&mut ctx, d);
             }
             ast::Item::FlowTemplate(d) => {
                 rules::flows::check(&mut ctx, unit, &d.name, &d.body, Scope::new(&d.params))
@@ -50,6 +51,7 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
             ast::Item::FlowInstance(d) => {
                 rules::instances::check(&mut ctx, unit, d);
                 rules::consent::check_instance(&mut ctx, unit, d);
+                rules::message_properties::record_instance(&mut ctx, d);
             }
             ast::Item::Policy(d) => {
                 for line in &d.lines {
@@ -64,6 +66,7 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
         }
     }
     rules::segments::cycles(&mut ctx);
+    rules::message_properties::check(&mut ctx);
     rules::unused::check(&mut ctx);
     let mut diagnostics = ctx.diagnostics;
     // A project declaration that clashes with a stdlib one (reported as E0007 on the

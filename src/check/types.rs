@@ -27,7 +27,7 @@ impl Ty {
             Ty::Number => "a number",
             Ty::Duration => "a duration",
             Ty::String => "text",
-            Ty::Bool => "true or false",
+            Ty::Bool => "a true/false value",
             Ty::Time => "a time of day",
             Ty::List => "a list",
             Ty::Null => "`null`",

@@ -136,7 +136,7 @@ fn exits_on_unsubscribed(body: &ast::FlowBody) -> bool {
 }
 
 /// Parameter name → argument of an instantiation (named, else by position).
-fn bind<'a>(params: &'a [ast::Param], args: &'a [ast::Arg]) -> HashMap<&'a str, &'a ast::Arg> {
+pub fn bind<'a>(params: &'a [ast::Param], args: &'a [ast::Arg]) -> HashMap<&'a str, &'a ast::Arg> {
     let mut out = HashMap::new();
     for (position, param) in params.iter().enumerate() {
         let arg = args
@@ -196,7 +196,7 @@ fn exit_on_trigger(
 }
 
 /// Every `send` of a block, nested ones included.
-fn collect_sends<'a>(steps: &'a [ast::Step], out: &mut Vec<&'a ast::Ident>) {
+pub fn collect_sends<'a>(steps: &'a [ast::Step], out: &mut Vec<&'a ast::Ident>) {
     for step in steps {
         match &step.kind {
             StepKind::Send { message } => out.push(message),

@@ -60,7 +60,7 @@ pub fn check(
 
 /// The events whose properties `trigger.` reads: every `when EVENT` of the flow, or
 /// `Unknown` when the flow also starts another way (a segment, a schedule, a parameter).
-fn trigger_events(body: &ast::FlowBody, scope: &Scope<'_>) -> Events {
+pub fn trigger_events(body: &ast::FlowBody, scope: &Scope<'_>) -> Events {
     let mut names = Vec::new();
     for line in &body.header {
         match &line.kind {

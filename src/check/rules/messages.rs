@@ -24,7 +24,7 @@
 //! Must not: render anything with data (the channels do). It reads the files `file(...)`
 //! names: the only file access of `check`.
 
-use crate::check::context::{did_you_mean, Context};
+use crate::check::context::{did_you_mean, Context, TriggerRead};
 use crate::diagnostic::Code;
 use crate::project::SourceUnit;
 use crate::syntax::ast::{self, Channel, FieldValue, Span};
@@ -117,9 +117,9 @@ pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, decl: &ast::MessageDecl) 
                         ctx.report(d);
                     }
                 }
-                inline_template(ctx, unit, text);
+                inline_template(ctx, unit, &decl.name.name, text);
             }
-            FieldValue::File(path) => file_template(ctx, unit, path),
+            FieldValue::File(path) => file_template(ctx, unit, &decl.name.name, path),
         }
     }
     for name in required {
@@ -159,7 +159,7 @@ fn environment() -> minijinja::Environment<'static> {
 }
 
 /// A template written in the `.flow` file: errors point into the string.
-fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, text: &ast::StringLit) {
+fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, text: &ast::StringLit) {
     if !text.value.contains("{{") && !text.value.contains("{%") && !text.value.contains("{#") {
         return;
     }
@@ -197,12 +197,41 @@ fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, text: &ast::StringL
                     .unwrap_or(text.span);
                 report_variable(ctx, unit, span, &name, None);
             }
+            for property in trigger_properties(&template) {
+                let dotted = format!("trigger.{property}");
+                let span = find_word(&text.value, &dotted)
+                    .map(|at| Span::new(map(at), map(at + dotted.len())))
+                    .unwrap_or(text.span);
+                ctx.trigger_reads
+                    .entry(message.to_string())
+                    .or_default()
+                    .push(TriggerRead {
+                        property,
+                        span,
+                        in_file: None,
+                    });
+            }
         }
     }
 }
 
+/// The first field of every `trigger.NAME` a template reads.
+fn trigger_properties(template: &minijinja::Template<'_, '_>) -> Vec<String> {
+    let mut found: Vec<String> = template
+        .undeclared_variables(true)
+        .into_iter()
+        .filter_map(|v| {
+            v.strip_prefix("trigger.")
+                .map(|rest| rest.split('.').next().unwrap_or(rest).to_string())
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
 /// A template from `file("...")`: the file must exist; its errors name its line.
-fn file_template(ctx: &mut Context<'_>, unit: &SourceUnit, path: &ast::StringLit) {
+fn file_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, path: &ast::StringLit) {
     let full = ctx.project.root.join(&path.value);
     let text = match std::fs::read_to_string(&full) {
         Ok(text) => text,
@@ -258,6 +287,19 @@ fn file_template(ctx: &mut Context<'_>, unit: &SourceUnit, path: &ast::StringLit
             for name in unknown {
                 let line = find_word(&text, &name).map(|at| text[..at].matches('\n').count() + 1);
                 report_variable(ctx, unit, path.span, &name, Some((&path.value, line)));
+            }
+            for property in trigger_properties(&template) {
+                let dotted = format!("trigger.{property}");
+                let line =
+                    find_word(&text, &dotted).map_or(1, |at| text[..at].matches('\n').count() + 1);
+                ctx.trigger_reads
+                    .entry(message.to_string())
+                    .or_default()
+                    .push(TriggerRead {
+                        property,
+                        span: path.span,
+                        in_file: Some((path.value.clone(), line)),
+                    });
             }
         }
     }
