@@ -4,7 +4,8 @@
 //! parsing and checking the whole project, checking alone, and the re-check after one file
 //! is edited (that file parsed again, then the project checked).
 //!
-//! `cargo run --release --example check_bench -- [LINES] [RUNS]`
+//! `cargo run --release --example check_bench -- [LINES] [RUNS]`; with
+//! `CHECK_BENCH_WRITE=DIR` the project is also written to DIR, for `time flowc check DIR`.
 
 use flowc::project::Project;
 use std::path::PathBuf;
@@ -127,6 +128,15 @@ fn main() {
         total_lines += text.lines().count();
         sources.push((PathBuf::from(format!("flows/batch_{n:03}.flow")), text));
         n += 1;
+    }
+    if let Some(dir) = std::env::var_os("CHECK_BENCH_WRITE") {
+        // Also write the project out, to time the binary: `time flowc check DIR`.
+        let dir = PathBuf::from(dir);
+        for (path, text) in &sources {
+            let full = dir.join(path);
+            std::fs::create_dir_all(full.parent().expect("a folder")).expect("create folder");
+            std::fs::write(full, text).expect("write");
+        }
     }
     let root = PathBuf::from("/nonexistent-bench-root");
     let project = Project::from_sources(root.clone(), sources.clone());
