@@ -70,7 +70,17 @@ impl Project {
             },
         })?;
         let (root, files) = if meta.is_file() {
-            let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            // A file of a project's `flows/` folder: the project (templates, flowc.toml) is
+            // the folder above, when that is where they are.
+            if root.file_name().is_some_and(|n| n == "flows") && !root.join("flowc.toml").is_file()
+            {
+                if let Some(project) = root.parent() {
+                    if project.join("flowc.toml").is_file() || project.join("templates").is_dir() {
+                        root = project.to_path_buf();
+                    }
+                }
+            }
             (root, vec![path.to_path_buf()])
         } else {
             let flows_dir = path.join("flows");
