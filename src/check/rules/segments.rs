@@ -74,9 +74,14 @@ enum Mark {
 
 /// `E0015` for every cycle between segments.
 pub fn cycles(ctx: &mut Context<'_>) {
+    // In source order, so that a cycle is reported at the first segment of it a reader meets.
     let mut graph: Vec<(String, Vec<(String, Span)>)> = Vec::new();
-    for declared in ctx.symbols.segments.values() {
-        if let ast::Item::Segment(decl) = declared.item {
+    let mut seen = std::collections::HashSet::new();
+    for (_, item) in ctx.project.items() {
+        if let ast::Item::Segment(decl) = item {
+            if !seen.insert(decl.name.name.as_str()) {
+                continue;
+            }
             let mut refs = Vec::new();
             references(&decl.body, &decl.params, &mut refs);
             graph.push((decl.name.name.clone(), refs));
