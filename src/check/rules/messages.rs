@@ -176,10 +176,13 @@ fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, text
                 unit,
                 Code::TemplateSyntax,
                 span,
-                format!("the template does not parse: {}", e.detail().unwrap_or("syntax error")),
+                format!(
+                    "the template does not parse: {}",
+                    e.detail().unwrap_or("syntax error")
+                ),
             )
             .with_label("here")
-            .with_help("write expressions as `{{ contact.first_name }}` and blocks as `{% if ... %} ... {% endif %}`");
+            .with_help(syntax_help(e.detail().unwrap_or("")));
             ctx.report(d);
         }
         Ok(template) => {
@@ -228,6 +231,17 @@ fn trigger_properties(template: &minijinja::Template<'_, '_>) -> Vec<String> {
     found.sort();
     found.dedup();
     found
+}
+
+/// How to fix a template syntax error, from minijinja's words.
+fn syntax_help(detail: &str) -> String {
+    if detail.contains("end of input") {
+        "close what is open: `{{ ... }}` with `}}`, `{% if %}` with `{% endif %}`, `{% for %}` with `{% endfor %}`".to_string()
+    } else if detail.contains("unexpected `}`") {
+        "an expression ends with two braces: `{{ contact.first_name }}`".to_string()
+    } else {
+        "write expressions as `{{ contact.first_name }}` and blocks as `{% if contact.vip %}...{% endif %}`".to_string()
+    }
 }
 
 /// A template from `file("...")`: the file must exist; its errors name its line.
