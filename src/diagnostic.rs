@@ -127,7 +127,7 @@ codes! {
     UnusedMessage = "W0003", Warning, "a message is declared but never sent";
     ExitOnTrigger = "W0004", Warning, "an `exit on` event also triggers the same flow";
     LongWait = "W0005", Warning, "a wait longer than one year";
-    EventNearSchema = "W0006", Warning, "an event without a schema whose name is a near miss of one that has a schema";
+    EventNearSchema = "W0006", Warning, "an event name that is a near miss of one with a schema or of a built-in event (`unsubscribed`)";
 }
 
 impl std::fmt::Display for Code {

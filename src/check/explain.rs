@@ -181,7 +181,7 @@ fn parts(code: Code) -> (&'static str, &'static str, &'static str) {
             "Shorten the wait, or start a separate flow (`when anniversary of ...`, `when every ... for SEGMENT`).",
         ),
         EventNearSchema => (
-            "Event names need no declaration, but when the project declares a schema for `cart_abandoned` and a flow waits for `cart_abandonned`, the flow almost surely means the declared event: as written it never matches a record.",
+            "Event names need no declaration, but when the project declares a schema for `cart_abandoned` and a flow waits for `cart_abandonned` (or a flow says `exit on unsubscribe` where the daemon records `unsubscribed`), the flow almost surely means the known event: as written it never matches a record.",
             "event cart_abandoned { cart_url: string }\nflow cart {\n    when cart_abandonned\n    send reminder\n}",
             "Fix the name (flowc suggests the declared one), or declare a schema for the new event.",
         ),

@@ -1,5 +1,6 @@
 //! `E0023`: an event name that no record can ever have; `W0006`: an event without a schema
-//! whose name is one or two letters away from an event that has one (`cart_abandonned`).
+//! whose name is one or two letters away from one that has a schema (`cart_abandonned`) or
+//! from an event the daemon records itself (`exit on unsubscribe` for `unsubscribed`).
 //!
 //! ## What it does
 //! Event names in records are normalised (RUNTIME.md 1): lower case, every run of other
@@ -63,11 +64,14 @@ pub fn malformed(ctx: &mut Context<'_>, unit: &SourceUnit, event: &ast::Ident) -
     false
 }
 
+/// Events the daemon records itself (RUNTIME.md 1): known without a schema.
+const BUILT_IN: &[&str] = &["unsubscribed", "email_opened", "email_clicked"];
+
 /// `W0006`, in the project's files only.
 fn near_schema(ctx: &mut Context<'_>, unit: &SourceUnit, event: &ast::Ident) {
     if !crate::check::context::is_project(unit)
-        || ctx.schemas.is_empty()
         || ctx.schemas.contains_key(event.name.as_str())
+        || BUILT_IN.contains(&event.name.as_str())
         || event.name.len() < 5
     {
         return;
@@ -75,7 +79,9 @@ fn near_schema(ctx: &mut Context<'_>, unit: &SourceUnit, event: &ast::Ident) {
     let near = ctx
         .schemas
         .keys()
-        .map(|k| (strsim::damerau_levenshtein(&event.name, k), *k))
+        .copied()
+        .chain(BUILT_IN.iter().copied())
+        .map(|k| (strsim::damerau_levenshtein(&event.name, k), k))
         .filter(|(distance, _)| *distance <= 2)
         .min();
     if let Some((_, declared)) = near {
@@ -83,7 +89,7 @@ fn near_schema(ctx: &mut Context<'_>, unit: &SourceUnit, event: &ast::Ident) {
             unit,
             Code::EventNearSchema,
             event.span,
-            format!("no event schema declares `{}`", event.name),
+            format!("`{}` is neither a declared nor a built-in event", event.name),
         )
         .with_label(format!("did you mean `{declared}`?"))
         .with_help(format!(
