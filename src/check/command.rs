@@ -13,6 +13,14 @@ use crate::project::Project;
 
 /// `flowc check [PROJECT] [--format human|json|github] [--deny-warnings]`.
 pub fn run(args: &CheckArgs) -> u8 {
+    let path = &args.project;
+    if path.is_file() && !path.extension().is_some_and(|e| e == "flow") {
+        eprintln!(
+            "error: `{}` is not a `.flow` file; give a project folder or a `.flow` file",
+            path.display()
+        );
+        return EXIT_CANNOT_RUN;
+    }
     let project = match Project::load(&args.project) {
         Ok(p) => p,
         Err(e) => {

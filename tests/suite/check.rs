@@ -245,6 +245,16 @@ fn a_file_that_is_not_utf8_exits_2_naming_it() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+#[test]
+fn a_file_that_is_not_a_flow_exits_2() {
+    let (code, _, stderr) = flowc_in(&repo("."), &["check", "README.md"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        "error: `README.md` is not a `.flow` file; give a project folder or a `.flow` file\n"
+    );
+}
+
 // ---------------------------------------------------------------- explain
 
 #[test]
