@@ -56,7 +56,7 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
             ast::Item::Policy(d) => {
                 for line in &d.lines {
                     if let ast::PolicyKind::QuietHours(q) = &line.kind {
-                        rules::quiet_hours::check(&mut ctx, unit, q, line.span);
+                        rules::quiet_hours::check(&mut ctx, unit, q);
                     }
                 }
             }

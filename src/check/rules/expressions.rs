@@ -309,7 +309,7 @@ impl Checker<'_, '_, '_, '_> {
                     }
                 }
             }
-            ExprKind::Binary { op, lhs, rhs } => self.binary(place, expr.span, *op, lhs, rhs),
+            ExprKind::Binary { op, lhs, rhs } => self.binary(place, *op, lhs, rhs),
             ExprKind::In { needle, list } => {
                 let needle_ty = self.infer(place, needle);
                 let list_ty = self.infer(place, list);
@@ -357,14 +357,7 @@ impl Checker<'_, '_, '_, '_> {
         }
     }
 
-    fn binary(
-        &mut self,
-        place: &Place,
-        span: Span,
-        op: BinaryOp,
-        lhs: &ast::Expr,
-        rhs: &ast::Expr,
-    ) -> Ty {
+    fn binary(&mut self, place: &Place, op: BinaryOp, lhs: &ast::Expr, rhs: &ast::Expr) -> Ty {
         let a = self.infer(place, lhs);
         let b = self.infer(place, rhs);
         let symbol = op.symbol();
@@ -426,7 +419,6 @@ impl Checker<'_, '_, '_, '_> {
                         }
                     }
                 }
-                let _ = span;
                 Ty::Bool
             }
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
@@ -581,7 +573,11 @@ impl Checker<'_, '_, '_, '_> {
                 field.name
             ),
         )
-        .with_label(format!("not in the schema of the `{root}` event"))
+        .with_label(match root {
+            "trigger" => "not in the schema of the trigger event".to_string(),
+            "event" => "not in the schema of the received event".to_string(),
+            name => format!("not in the schema of `{name}`"),
+        })
         .with_help(help);
         if let Some(schema) = schemas.first() {
             if self
@@ -612,9 +608,8 @@ impl Checker<'_, '_, '_, '_> {
             fields: property.to_vec(),
             span: event.span.to(first.span),
         };
-        let _ = &path;
         let events = Events::Known(vec![event.name.clone()]);
-        self.property(&events, &path, "event")
+        self.property(&events, &path, &event.name)
     }
 
     /// A bare name: a parameter, or a segment without arguments.

@@ -188,7 +188,7 @@ fn header(
                 }
                 exit_on_trigger(ctx, unit, body, event, line.span);
             }
-            HeaderKind::QuietHours(q) => quiet_hours::check(ctx, unit, q, line.span),
+            HeaderKind::QuietHours(q) => quiet_hours::check(ctx, unit, q),
             HeaderKind::Goal {
                 event,
                 filter,

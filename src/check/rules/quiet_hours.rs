@@ -17,9 +17,9 @@
 use crate::check::context::Context;
 use crate::diagnostic::Code;
 use crate::project::SourceUnit;
-use crate::syntax::ast::{self, Span};
+use crate::syntax::ast;
 
-pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, q: &ast::QuietHours, line: Span) {
+pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, q: &ast::QuietHours) {
     if q.start.minutes_since_midnight() == q.end.minutes_since_midnight() {
         let d = Context::at(
             unit,
@@ -31,7 +31,6 @@ pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, q: &ast::QuietHours, line
         .with_help(
             "give the window a length, such as `quiet hours 21:00..08:00`, or remove the line",
         );
-        let _ = line;
         ctx.report(d);
     }
 }
