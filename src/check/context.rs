@@ -141,6 +141,39 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// The stdlib module that declares `name`, if one does (for "add `use stdlib/...`" help).
+pub fn stdlib_home(name: &str) -> Option<&'static str> {
+    static NAMES: std::sync::OnceLock<Vec<(&'static str, Vec<String>)>> =
+        std::sync::OnceLock::new();
+    let modules = NAMES.get_or_init(|| {
+        crate::stdlib::MODULES
+            .iter()
+            .map(|(module, text)| {
+                let names = crate::syntax::parse(text)
+                    .map(|file| {
+                        file.items
+                            .iter()
+                            .filter_map(|i| i.name().map(|n| n.name.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (*module, names)
+            })
+            .collect()
+    });
+    modules
+        .iter()
+        .find(|(_, names)| names.iter().any(|n| n == name))
+        .map(|(module, _)| *module)
+}
+
+/// "`x` is declared in `stdlib/m`: add `use stdlib/m` at the top of the file".
+pub fn stdlib_help(name: &str) -> Option<String> {
+    stdlib_home(name).map(|module| {
+        format!("`{name}` is declared in `stdlib/{module}`: add `use stdlib/{module}` at the top of the file")
+    })
+}
+
 /// `"did you mean `x`?"` for the closest candidate, if one is close.
 pub fn did_you_mean<'a>(
     name: &str,

@@ -20,7 +20,7 @@
 //!
 //! Must not: report anything about steps or declarations (other rules do).
 
-use crate::check::context::{did_you_mean, Context, Scope};
+use crate::check::context::{did_you_mean, stdlib_help, stdlib_home, Context, Scope};
 use crate::check::types::Ty;
 use crate::diagnostic::Code;
 use crate::project::SourceUnit;
@@ -685,6 +685,9 @@ impl Checker<'_, '_, '_, '_> {
                     did_you_mean(&name.name, candidates),
                     self.ctx.kind_of(&name.name),
                 ) {
+                    _ if stdlib_home(&name.name).is_some() => {
+                        stdlib_help(&name.name).unwrap_or_default()
+                    }
                     (Some(hint), _) => hint,
                     (None, Some(kind)) => format!("`{}` is {kind}, not a segment", name.name),
                     (None, None) => format!(

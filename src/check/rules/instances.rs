@@ -18,7 +18,7 @@
 //!
 //! Must not: check the template body again (that happens once, at the template).
 
-use crate::check::context::{did_you_mean, Context, Scope};
+use crate::check::context::{did_you_mean, stdlib_help, Context, Scope};
 use crate::check::rules::expressions;
 use crate::diagnostic::Code;
 use crate::project::SourceUnit;
@@ -27,7 +27,8 @@ use crate::syntax::ast;
 pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, decl: &ast::FlowInstanceDecl) {
     let template = &decl.template;
     let Some((_, found)) = ctx.template(&template.name) else {
-        let help = did_you_mean(&template.name, ctx.symbols.templates.keys().map(String::as_str))
+        let help = stdlib_help(&template.name)
+            .or_else(|| did_you_mean(&template.name, ctx.symbols.templates.keys().map(String::as_str)))
             .unwrap_or_else(|| match ctx.kind_of(&template.name) {
                 Some(kind) => format!("`{}` is {kind}, not a flow template", template.name),
                 None => "declare it with `flow template NAME(...) { ... }`, or add the `use stdlib/...` that has it".to_string(),
