@@ -307,6 +307,53 @@ fn simulate_build_test_and_graph_refuse_a_project_with_errors() {
     }
 }
 
+// ---------------------------------------------------------------- the library
+
+/// Each stdlib module, used by a project, brings no diagnostic of its own (and its unused
+/// declarations are not the user's to hear about).
+#[test]
+fn every_stdlib_module_used_by_a_project_is_silent() {
+    for (name, _) in flowc::stdlib::MODULES {
+        let text = format!(
+            "use stdlib/{name}\n\nflow hello {{\n    when signed_up\n    only if can_receive(email)\n    send hello_email\n}}\n\nmessage hello_email: email {{\n    subject: \"Hi\"\n    body: \"<p>Hi</p>\"\n}}\n"
+        );
+        let diagnostics = check_text(&text);
+        assert!(diagnostics.is_empty(), "stdlib/{name}: {diagnostics:#?}");
+    }
+}
+
+/// One run reports every problem, in file order and then by position.
+#[test]
+fn problems_come_sorted_by_file_and_position() {
+    let project = Project::from_sources(
+        PathBuf::from("/nonexistent-root"),
+        vec![
+            (
+                PathBuf::from("flows/a.flow"),
+                "flow a {\n    when x\n    send nope_one\n    wait 0s\n}\n".to_string(),
+            ),
+            (
+                PathBuf::from("flows/b.flow"),
+                "flow b {\n    send nope_two\n}\n".to_string(),
+            ),
+        ],
+    );
+    let diagnostics = flowc::check::check(&project);
+    let seen: Vec<(String, &str)> = diagnostics
+        .iter()
+        .map(|d| (d.file.display().to_string(), d.code.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("flows/a.flow".to_string(), "E0002"),
+            ("flows/a.flow".to_string(), "E0017"),
+            ("flows/b.flow".to_string(), "E0019"),
+            ("flows/b.flow".to_string(), "E0002"),
+        ]
+    );
+}
+
 // ---------------------------------------------------------------- never panics
 
 fn check_text(text: &str) -> Vec<flowc::diagnostic::Diagnostic> {
