@@ -364,6 +364,25 @@ fn check_text(text: &str) -> Vec<flowc::diagnostic::Diagnostic> {
     flowc::check::check(&project)
 }
 
+/// Checks and renders in every format (rendering must not panic on any span either).
+fn check_and_render(text: &str) -> Vec<flowc::diagnostic::Diagnostic> {
+    use flowc::check::render;
+    let project = Project::from_sources(
+        PathBuf::from("/nonexistent-root"),
+        vec![(PathBuf::from("flows/x.flow"), text.to_string())],
+    );
+    let diagnostics = flowc::check::check(&project);
+    let human = render::human_all(&project, &diagnostics, render::Style::plain());
+    assert_eq!(human.is_empty(), diagnostics.is_empty());
+    for d in &diagnostics {
+        let line: serde_json::Value =
+            serde_json::from_str(&render::json(&project, d)).expect("JSON");
+        assert_eq!(line["code"], d.code.as_str());
+        assert!(render::github(&project, d).starts_with("::"));
+    }
+    diagnostics
+}
+
 fn real_flows() -> Vec<String> {
     let mut texts = Vec::new();
     for dir in ["flows", "stdlib", "tests/check/ok", "tests/check/err"] {
@@ -384,7 +403,7 @@ proptest! {
 
     #[test]
     fn check_never_panics_on_arbitrary_text(text in "\\PC{0,200}") {
-        let _ = check_text(&text);
+        let _ = check_and_render(&text);
     }
 
     #[test]
@@ -401,7 +420,7 @@ proptest! {
         let mut end = (start + cut).min(text.len());
         while !text.is_char_boundary(end) { end += 1; }
         let mutated = format!("{}{}{}", &text[..start], insert, &text[end..]);
-        let diagnostics = check_text(&mutated);
+        let diagnostics = check_and_render(&mutated);
         for d in &diagnostics {
             prop_assert!(d.span.start <= d.span.end);
             prop_assert!(d.span.end <= mutated.len() + 1, "{:?}", d);
