@@ -197,7 +197,39 @@ pub fn text(code: Code) -> String {
     };
     let example: String = example.lines().map(|l| format!("    {l}\n")).collect();
     format!(
-        "{code} ({kind}): {}\n\n{why}\n\nExample:\n\n{example}\nHow to fix it: {fix}\n",
-        code.summary()
+        "{code} ({kind}): {}\n\n{}\n\nExample:\n\n{example}\n{}\n",
+        code.summary(),
+        wrap(why, 96),
+        wrap(&format!("How to fix it: {fix}"), 96)
     )
+}
+
+/// Breaks a paragraph into lines of at most `width` characters (a longer word stays whole).
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in text.split_whitespace() {
+        let len = word.chars().count();
+        if line_len > 0 && line_len + 1 + len > width {
+            out.push('\n');
+            line_len = 0;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_at_the_width() {
+        assert_eq!(wrap("aa bb cc", 5), "aa bb\ncc");
+        assert_eq!(wrap("a verylongword", 4), "a\nverylongword");
+    }
 }
