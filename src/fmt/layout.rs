@@ -1188,7 +1188,7 @@ fn expr_text(e: &Expr, source: &str, context: Context) -> String {
         ExprKind::Since { event } => format!("since({})", event.name),
         ExprKind::Unary { op, operand } => match op {
             UnaryOp::Not => format!("not {}", wrapped(operand, precedence(operand) < 3, source)),
-            UnaryOp::Neg => format!("-{}", wrapped(operand, precedence(operand) < 7, source)),
+            UnaryOp::Neg => format!("-{}", wrapped(operand, precedence(operand) <= 7, source)),
         },
         ExprKind::Binary { op, lhs, rhs } => {
             let p = op.precedence();
