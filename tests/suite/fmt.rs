@@ -557,3 +557,67 @@ proptest! {
         assert_sound(&mutated, &path.display().to_string());
     }
 }
+
+// ───────────────────────────── docs/language.md ─────────────────────────────
+
+/// The fenced blocks of a Markdown file whose info string is `fence`, in order.
+fn fenced_blocks(markdown: &str, fence: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match &mut current {
+            None if line.trim_end() == format!("```{fence}") => current = Some(String::new()),
+            Some(block) if line.trim_end() == "```" => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn every_flow_example_of_the_language_reference_parses_and_is_formatted() {
+    let doc = std::fs::read_to_string(repo().join("docs/language.md")).expect("read");
+    let examples = fenced_blocks(&doc, "flow");
+    assert!(examples.len() >= 12, "only {} examples", examples.len());
+    for example in &examples {
+        let formatted = assert_sound(example, &format!("docs/language.md example:\n{example}"));
+        assert_eq!(&formatted, example, "not in the layout of flowc fmt");
+    }
+    // Examples of check errors parse (the checker rejects them, not the parser)...
+    for example in fenced_blocks(&doc, "flow-error") {
+        assert_sound(
+            &example,
+            &format!("docs/language.md error example:\n{example}"),
+        );
+    }
+    // ...and syntax-error examples do not.
+    let syntax_errors = fenced_blocks(&doc, "flow-syntax-error");
+    assert_eq!(syntax_errors.len(), 2);
+    for example in syntax_errors {
+        assert!(parse(&example).is_err(), "parses:\n{example}");
+    }
+}
+
+#[test]
+fn the_language_reference_documents_every_diagnostic_code() {
+    let doc = std::fs::read_to_string(repo().join("docs/language.md")).expect("read");
+    let diagnostics = doc
+        .split_once("\n## Diagnostics\n")
+        .map(|(_, rest)| rest)
+        .expect("a Diagnostics section");
+    for code in flowc::diagnostic::Code::ALL {
+        let heading = format!("\n### {}: ", code.as_str());
+        assert!(
+            diagnostics.contains(&heading),
+            "{} is not documented",
+            code.as_str()
+        );
+    }
+}
