@@ -290,9 +290,11 @@ impl<'a> Printer<'a> {
     }
 
     fn has_comment_in(&self, start: usize, end: usize) -> bool {
+        // Comments are in source order: stop at the first one past `end`.
         self.comments[self.next_comment..]
             .iter()
-            .any(|c| c.span.start >= start && c.span.start < end)
+            .take_while(|c| c.span.start < end)
+            .any(|c| c.span.start >= start)
     }
 
     fn spans_lines(&self, start: usize, end: usize) -> bool {
