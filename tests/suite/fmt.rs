@@ -532,8 +532,47 @@ fn mutate(source: &str, seeds: &[u32]) -> String {
     lines.join("\n")
 }
 
+/// Nested steps, with comments on their own lines and at line ends, blank lines and `;`.
+fn steps() -> impl Strategy<Value = String> {
+    let simple = prop_oneof![
+        Just("send m".to_string()),
+        Just("wait 2 days".to_string()),
+        Just("wait until 9:00".to_string()),
+        Just("set contact.n = contact.n + 1".to_string()),
+        Just("unsubscribe sms".to_string()),
+        Just("stop".to_string()),
+        Just("# a note\nsend m".to_string()),
+        Just("send m   # at the end".to_string()),
+        Just("\n\nwait 1h".to_string()),
+        Just("send m; wait 1h".to_string()),
+    ];
+    let step = simple.prop_recursive(4, 24, 3, |inner| {
+        let block = proptest::collection::vec(inner, 0..3).prop_map(|s| s.join("\n"));
+        prop_oneof![
+            (block.clone(), block.clone()).prop_map(|(a, b)| format!("if contact.x > 1 {{ {a}\n}} else {{\n{b} }}")),
+            (block.clone(), block.clone(), block.clone()).prop_map(|(a, b, c)| {
+                format!("if x {{\n{a}\n}}  # first\nelse if y {{ # second\n{b}\n}} else {{\n{c}\n# last\n}}")
+            }),
+            (block.clone(), block.clone()).prop_map(|(a, b)| format!("split {{\n  # arms\n  50% {{\n{a}\n}}\n  50% {{ {b}\n}} }}")),
+            (block.clone(), block.clone()).prop_map(|(a, b)| {
+                format!("wait for a or b where event.n > 1 up to 2d {{\non a {{\n{a}\n}} # arm\non b {{ {b}\n}}\n}}")
+            }),
+            (block.clone(), block.clone()).prop_map(|(a, b)| format!("wait for a up to 1h {{\n{a}\n}}\nelse {{\n{b}\n}}")),
+        ]
+    });
+    proptest::collection::vec(step, 1..5).prop_map(|s| s.join("\n"))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// For generated flows of nested steps with comments and blank lines, fmt is sound.
+    #[test]
+    fn fmt_is_sound_on_generated_nested_steps(body in steps()) {
+        let source = format!("# a flow\nflow f {{  # open\n  when a\n{body}\n}}  # close\n");
+        prop_assume!(parse(&source).is_ok(), "does not parse");
+        assert_sound(&source, "generated flow");
+    }
 
     /// For generated programs that parse, fmt is idempotent, keeps the tree and the comments.
     #[test]
