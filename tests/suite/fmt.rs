@@ -599,13 +599,19 @@ proptest! {
 
 // ───────────────────────────── docs/language.md ─────────────────────────────
 
-/// The fenced blocks of a Markdown file whose info string is `fence`, in order.
+/// The fenced blocks of a Markdown file whose info string is `fence` (possibly followed by a
+/// space and more words), in order.
 fn fenced_blocks(markdown: &str, fence: &str) -> Vec<String> {
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in markdown.lines() {
+        let opens = line
+            .trim_end()
+            .strip_prefix("```")
+            .and_then(|info| info.strip_prefix(fence))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '));
         match &mut current {
-            None if line.trim_end() == format!("```{fence}") => current = Some(String::new()),
+            None if opens => current = Some(String::new()),
             Some(block) if line.trim_end() == "```" => {
                 blocks.push(std::mem::take(block));
                 current = None;
@@ -688,4 +694,30 @@ fn every_diagnostic_example_gives_its_code() {
         checked += 1;
     }
     assert!(checked >= 34);
+}
+
+/// The text of the first fenced block whose info string is exactly `info`.
+fn tagged_blocks(markdown: &str, info: &str) -> Option<String> {
+    let start = markdown.find(&format!("```{info}\n"))? + info.len() + 4;
+    let end = markdown[start..].find("```\n")? + start;
+    Some(markdown[start..end].to_string())
+}
+
+#[test]
+fn the_first_project_of_the_language_reference_delivers_what_it_says() {
+    let doc = std::fs::read_to_string(repo().join("docs/language.md")).expect("read");
+    let flow = tagged_blocks(&doc, "flow file=flows/cart.flow").expect("the flow");
+    let events = tagged_blocks(&doc, "jsonl events").expect("the events");
+    let deliveries = tagged_blocks(&doc, "jsonl deliveries").expect("the deliveries");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("flows")).expect("mkdir");
+    std::fs::write(dir.path().join("flows/cart.flow"), flow).expect("write");
+    std::fs::write(dir.path().join("events.jsonl"), events).expect("write");
+    let out = flowc(
+        &["simulate", ".", "--events", "events.jsonl"],
+        dir.path(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), deliveries);
 }
