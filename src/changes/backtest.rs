@@ -254,6 +254,9 @@ pub fn render_text(report: &BacktestReport) -> String {
     let mut flow = "";
     for m in &report.messages {
         if m.flow != flow {
+            if !flow.is_empty() {
+                out.push('\n');
+            }
             flow = &m.flow;
             let _ = writeln!(out, "### flow `{flow}`\n");
         }

@@ -151,8 +151,9 @@ pub struct PinOutcome {
     pub affected: bool,
     /// Steps ahead of it that NEW removed, which it still runs.
     pub still_runs_removed: Vec<String>,
-    /// Steps ahead of it that NEW changed, which it runs in their old form (`old → new`).
-    pub runs_old_form: Vec<String>,
+    /// Steps ahead of it (or the wait it is in) that NEW changed, which it runs in their
+    /// old form: `{"what": "step", "old": "wait 1h", "new": "wait 2h"}`.
+    pub runs_old_form: Vec<Change>,
     /// Steps NEW added ahead of the matching place, which it does not run.
     pub misses_added: Vec<String>,
     /// Messages ahead of it that changed: it gets the old content.
@@ -525,15 +526,16 @@ fn header_lines(project: &CompiledProject, flow: &CompiledFlow) -> Vec<(String, 
             format!("only if {}", project.show_expr(only_if)),
         ));
     }
-    lines.push((
-        "reentry".to_string(),
-        match flow.reentry {
-            Reentry::NotWhileActive => "reentry: not while active (default)".to_string(),
-            Reentry::Never => "reentry never".to_string(),
-            Reentry::Always => "reentry always".to_string(),
-            Reentry::After(d) => format!("reentry after {d}"),
-        },
-    ));
+    // The default (not while an instance is active) is not written.
+    let reentry = match flow.reentry {
+        Reentry::NotWhileActive => None,
+        Reentry::Never => Some("reentry never".to_string()),
+        Reentry::Always => Some("reentry always".to_string()),
+        Reentry::After(d) => Some(format!("reentry after {d}")),
+    };
+    if let Some(text) = reentry {
+        lines.push(("reentry".to_string(), text));
+    }
     for exit in &flow.exit_on {
         lines.push((
             "exit on".to_string(),
@@ -1019,7 +1021,11 @@ fn pin_outcome(
                 if let Some(ns) = alignment.new_steps.get(n) {
                     counterparts.push(ns.id);
                     if ns.text != step.text {
-                        runs_old_form.push(format!("{} (new: {})", step.text, ns.text));
+                        runs_old_form.push(Change {
+                            what: "step".to_string(),
+                            old: Some(step.text.clone()),
+                            new: Some(ns.text.clone()),
+                        });
                     }
                 }
             }
@@ -1039,26 +1045,36 @@ fn pin_outcome(
         .iter()
         .filter(|c| matches!(c.what.as_str(), "exit on" | "exit if" | "quiet hours"))
         .map(|c| match (&c.old, &c.new) {
-            (Some(o), Some(n)) => format!("{o} (new: {n})"),
-            (Some(o), None) => format!("{o} (removed in the new version)"),
-            (None, Some(n)) => format!("not `{n}` (added in the new version)"),
+            (Some(o), Some(n)) => format!("`{o}` (new: `{n}`)"),
+            (Some(o), None) => format!("`{o}` (removed in the new version)"),
+            (None, Some(n)) => format!("no `{n}` (added in the new version)"),
             (None, None) => String::new(),
         })
         .collect();
     let old_messages: Vec<String> = old_messages.into_iter().collect();
     let mut parts = Vec::new();
+    if !runs_old_form.is_empty() {
+        let pairs: Vec<String> = runs_old_form
+            .iter()
+            .map(|c| {
+                format!(
+                    "`{}` (new: `{}`)",
+                    c.old.as_deref().unwrap_or(""),
+                    c.new.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
+        parts.push(format!("keeps {}", pairs.join(", ")));
+    }
     if !still_runs_removed.is_empty() {
         parts.push(format!(
-            "still runs {} (removed)",
+            "still runs {} (removed in the new version)",
             quoted_list(&still_runs_removed)
         ));
     }
-    if !runs_old_form.is_empty() {
-        parts.push(format!("runs {}", quoted_list(&runs_old_form)));
-    }
     if !misses_added.is_empty() {
         parts.push(format!(
-            "does not run {} (added)",
+            "skips {} (added in the new version)",
             quoted_list(&misses_added)
         ));
     }
@@ -1069,7 +1085,7 @@ fn pin_outcome(
         ));
     }
     if !old_header.is_empty() {
-        parts.push(format!("keeps {}", quoted_list(&old_header)));
+        parts.push(format!("keeps {}", old_header.join(", ")));
     }
     let affected = !parts.is_empty();
     let summary = if affected {
@@ -1281,7 +1297,7 @@ pub fn render_text(diff: &ProjectDiff, impact: Option<&[StepImpact]>) -> String 
                     n.text,
                     n.source
                 ),
-                (Some(o), None) => format!("- **removed** `{}` ({})", o.text, o.source),
+                (Some(o), None) => format!("- **removed** `{}` (was at {})", o.text, o.source),
                 (None, Some(n)) => format!("- **added** `{}` ({})", n.text, n.source),
                 (None, None) => format!(
                     "- **{}**: the same steps, connected differently (moved into or out of a branch)",

@@ -719,14 +719,25 @@ impl<'p> Run<'_, 'p> {
                             || format!("wait for timed out ({source})"),
                         );
                     }
-                    // A send is held both after a wait and when deferred by quiet hours.
+                    // A send is held both after a wait and when deferred by quiet hours: a
+                    // deferral ends exactly where the quiet window does.
                     StateKind::Send { .. } => {
+                        let tz = self.tz;
                         self.trace_at(
                             now,
                             Some(instance.flow),
                             TraceKind::Timer,
                             Some(source),
-                            || format!("wait or quiet hours over, next step ({source})"),
+                            || {
+                                let deferred = flow.quiet_hours.is_some_and(|window| {
+                                    time::quiet_until(now - 1, window, tz) == Some(now)
+                                });
+                                if deferred {
+                                    format!("quiet hours over ({source})")
+                                } else {
+                                    format!("wait over, next step ({source})")
+                                }
+                            },
                         );
                     }
                     _ => self.trace_at(
