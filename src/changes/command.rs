@@ -286,7 +286,10 @@ pub fn verify(args: &VerifyArgs) -> u8 {
     };
     let report = verify::verify(&project, &bounds);
     match args.format {
-        ChangeFormat::Text => print_out(&verify::render_text(&report)),
+        ChangeFormat::Text => print_out(&verify::render_text(
+            &report,
+            &args.project.display().to_string(),
+        )),
         ChangeFormat::Json => print_json(&report),
     }
     if let Some(path) = &args.counterexample {

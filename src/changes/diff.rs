@@ -1401,3 +1401,100 @@ pub fn render_text(diff: &ProjectDiff, impact: Option<&[StepImpact]>) -> String 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::Project;
+    use std::path::PathBuf;
+
+    fn compiled(flows: &str) -> CompiledProject {
+        let messages = "message a: email {\n subject: \"a\"\n body: \"a\"\n}\n\
+            message b: email {\n subject: \"b\"\n body: \"b\"\n}\n\
+            message intro: email {\n subject: \"i\"\n body: \"i\"\n}\n";
+        let project = Project::from_sources(
+            PathBuf::from("."),
+            vec![(
+                PathBuf::from("flows/main.flow"),
+                format!("{messages}{flows}"),
+            )],
+        );
+        crate::compile::compile(&project, &crate::config::Config::default())
+            .expect("the test project compiles")
+    }
+
+    const OLD: &str = "flow f {\n when go\n wait 1h\n send a\n wait 1d\n send b\n}\n";
+
+    #[test]
+    fn a_step_inserted_at_the_start_is_one_addition_not_a_shift() {
+        let new = "flow f {\n when go\n send intro\n wait 1h\n send a\n wait 1d\n send b\n}\n";
+        let diff = diff_projects(&compiled(OLD), &compiled(new));
+        let flow = &diff.flows[0];
+        assert_eq!(flow.steps.len(), 1, "{:#?}", flow.steps);
+        assert_eq!(flow.steps[0].change, StepChangeKind::Added);
+        assert_eq!(
+            flow.steps[0].new.as_ref().map(|s| s.text.as_str()),
+            Some("send intro")
+        );
+        // Contacts already past the start do not get the new first step; nothing else differs.
+        assert!(
+            flow.waiting.iter().all(|w| !w.pin.affected),
+            "{:#?}",
+            flow.waiting
+        );
+    }
+
+    #[test]
+    fn a_changed_wait_is_retimed_and_pinned_contacts_keep_the_old_timing() {
+        let new = "flow f {\n when go\n wait 1h\n send a\n wait 2d\n send b\n}\n";
+        let diff = diff_projects(&compiled(OLD), &compiled(new));
+        let flow = &diff.flows[0];
+        assert_eq!(flow.steps.len(), 1);
+        assert_eq!(flow.steps[0].change, StepChangeKind::Retimed);
+        let first = &flow.waiting[0];
+        assert_eq!(first.waiting_at, "wait 1h");
+        assert_eq!(
+            first.pin.runs_old_form[0].new.as_deref(),
+            Some("wait 2d"),
+            "{first:#?}"
+        );
+        let second = &flow.waiting[1];
+        assert_eq!(second.waiting_at, "wait 1d");
+        assert!(second.pin.affected);
+        assert!(second
+            .pin
+            .summary
+            .contains("keeps `wait 1d` (new: `wait 2d`)"));
+    }
+
+    #[test]
+    fn moving_a_step_into_a_branch_is_a_change_even_with_the_same_steps() {
+        let old = "flow f {\n when go\n if contact.vip == true {\n  send a\n }\n send b\n}\n";
+        let new = "flow f {\n when go\n if contact.vip == true {\n  send a\n  send b\n }\n}\n";
+        let diff = diff_projects(&compiled(old), &compiled(new));
+        assert!(!diff.equal);
+        assert_eq!(diff.flows[0].steps[0].change, StepChangeKind::Restructured);
+    }
+
+    #[test]
+    fn impact_reports_waiting_contacts_per_step() {
+        let old = compiled(OLD);
+        let new = compiled("flow f {\n when go\n wait 1h\n send a\n}\n");
+        let diff = diff_projects(&old, &new);
+        let point = &diff.flows[0].waiting[1];
+        let waiting = vec![Waiting {
+            flow: "f".into(),
+            step: point.step,
+            count: 7,
+            examples: vec!["c1".into()],
+        }];
+        let impact = impact(&old, &diff, &waiting);
+        assert_eq!(impact.len(), 1);
+        assert_eq!(impact[0].count, 7);
+        assert_eq!(impact[0].waiting_at, "wait 1d");
+        assert_eq!(
+            impact[0].pin.still_runs_removed,
+            vec!["wait 1d".to_string(), "send b".to_string()]
+        );
+    }
+}

@@ -875,7 +875,8 @@ fn send_source(flow: &CompiledFlow, message: crate::compile::MessageId) -> Strin
 }
 
 /// The report for people.
-pub fn render_text(report: &VerifyReport) -> String {
+/// `project` is the folder as given, for the replay command.
+pub fn render_text(report: &VerifyReport, project: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -918,7 +919,7 @@ pub fn render_text(report: &VerifyReport) -> String {
         };
         let _ = writeln!(
             out,
-            "counterexample (save as events.jsonl, then `flowc simulate --events events.jsonl{until} --trace`):"
+            "counterexample (save it as counterexample.jsonl, then `flowc simulate {project} --events counterexample.jsonl{until} --trace`):"
         );
         for line in &finding.counterexample {
             let _ = writeln!(out, "{line}");
