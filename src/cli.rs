@@ -73,12 +73,12 @@ pub enum Command {
     SendTest(SendTestArgs),
     /// Compare two versions of a project: what changed, and what it means for waiting contacts
     #[command(
-        after_help = "Examples:\n  flowc diff old/ new/\n  flowc diff --git main             # the working tree against `main`\n  flowc diff --git HEAD~1 flows/ --format json\n  flowc diff old/ new/ --events events.jsonl --until 2026-03-02T00:00:00Z   # who waits where\n\nExit codes (like `diff`): 0 no semantic change, 1 changes, 2 the command could not run.\nSee docs/changes.md for the JSON schema."
+        after_help = "Examples:\n  flowc diff old/ new/\n  flowc diff --git main             # the working tree against `main`\n  flowc diff --git HEAD~1 flows/ --format json\n  flowc diff old/ new/ --events events.jsonl --until 2026-03-02T00:00:00Z   # who waits where\n\nExit codes (like `diff`): 0 no semantic change, 1 changes, 2 the comparison could not be made (a version with errors, a bad path or revision).\nSee docs/changes.md for the JSON schema."
     )]
     Diff(DiffArgs),
     /// Run two versions of a project over the same events and report the deliveries that differ
     #[command(
-        after_help = "Examples:\n  flowc backtest old/ new/ --events history.jsonl\n  flowc backtest old/ new/ --events history.jsonl --until 2026-04-01T00:00:00Z --format json\n\nExit codes: 0 the same deliveries, 1 some differ, 2 the command could not run."
+        after_help = "Examples:\n  flowc backtest old/ new/ --events history.jsonl\n  flowc backtest old/ new/ --events history.jsonl --until 2026-04-01T00:00:00Z --format json\n\nExit codes (like `diff`): 0 the same deliveries, 1 some differ, 2 the comparison could not be made (a version with errors, a bad record)."
     )]
     Backtest(BacktestArgs),
     /// Explore every ordering of events within bounds and check the project's guarantees

@@ -2,9 +2,11 @@
 //! (folders, or a git revision extracted with `git archive` into a temporary folder), reading
 //! events, printing, exit codes.
 //!
-//! Owns: files, the `git` and `tar` subprocesses, standard output and the exit codes
-//! (0 the same / verified, 1 different / a property fails or the input has errors, 2 could not
-//! run). Must not: compare or explore anything itself (`diff`, `backtest`, `verify` do).
+//! Owns: files, the `git` and `tar` subprocesses, standard output and the exit codes.
+//! `diff` and `backtest` answer like `diff(1)`: 0 the same, 1 different, 2 the comparison could
+//! not be made (a version with errors, a bad record, a missing folder). `verify`: 0 verified,
+//! 1 a finding or the project has errors, 2 could not run.
+//! Must not: compare or explore anything itself (`diff`, `backtest`, `verify` do).
 
 use super::{backtest, diff, verify};
 use crate::cli::{
@@ -183,13 +185,10 @@ pub fn diff(args: &DiffArgs) -> u8 {
         Ok(u) => u,
         Err(code) => return code,
     };
-    let old = match load_compiled(&old_path) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let new = match load_compiled(&new_path) {
-        Ok(p) => p,
-        Err(code) => return code,
+    // Exit 1 means "different": a version that does not compile is a 2.
+    let (old, new) = match (load_compiled(&old_path), load_compiled(&new_path)) {
+        (Ok(old), Ok(new)) => (old, new),
+        _ => return EXIT_CANNOT_RUN,
     };
     let result = diff::diff_projects(&old, &new);
     let impact = match &args.events {
@@ -197,7 +196,7 @@ pub fn diff(args: &DiffArgs) -> u8 {
         Some(path) => {
             let records = match read_events(path, &[&old]) {
                 Ok(r) => r,
-                Err(code) => return code,
+                Err(_) => return EXIT_CANNOT_RUN,
             };
             let sim = simulate::run(
                 &old,
@@ -240,17 +239,14 @@ pub fn backtest(args: &BacktestArgs) -> u8 {
         Ok(u) => u,
         Err(code) => return code,
     };
-    let old = match load_compiled(&args.old) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let new = match load_compiled(&args.new) {
-        Ok(p) => p,
-        Err(code) => return code,
+    // Exit 1 means "different": a version that does not compile or a bad record is a 2.
+    let (old, new) = match (load_compiled(&args.old), load_compiled(&args.new)) {
+        (Ok(old), Ok(new)) => (old, new),
+        _ => return EXIT_CANNOT_RUN,
     };
     let records = match read_events(&args.events, &[&old, &new]) {
         Ok(r) => r,
-        Err(code) => return code,
+        Err(_) => return EXIT_CANNOT_RUN,
     };
     let options = SimulateOptions {
         until,

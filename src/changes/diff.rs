@@ -1313,6 +1313,7 @@ pub fn render_text(diff: &ProjectDiff, impact: Option<&[StepImpact]>) -> String 
             let _ = writeln!(out, "- reads segment `{segment}`, whose rule changed");
         }
         let affected: Vec<&WaitingPoint> = flow.waiting.iter().filter(|w| w.pin.affected).collect();
+        let unaffected = flow.waiting.len() - affected.len();
         if !affected.is_empty() {
             let _ = writeln!(
                 out,
@@ -1323,6 +1324,13 @@ pub fn render_text(diff: &ProjectDiff, impact: Option<&[StepImpact]>) -> String 
                     out,
                     "- at `{}` ({}): {}",
                     point.waiting_at, point.source, point.pin.summary
+                );
+            }
+            if unaffected > 0 {
+                let _ = writeln!(
+                    out,
+                    "- {unaffected} other waiting step{} unaffected",
+                    if unaffected == 1 { "" } else { "s" }
                 );
             }
         }

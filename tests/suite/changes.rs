@@ -308,6 +308,27 @@ fn diff_impact_counts_the_contacts_waiting_at_each_step() {
 }
 
 #[test]
+fn a_version_that_does_not_compile_is_exit_2_not_a_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.flow"),
+        "flow f {\n    when go\n    send nothing_here\n}\n",
+    )
+    .unwrap();
+    let broken = dir.path().to_str().unwrap();
+    let diff = flowc(&["diff", "v1", broken]);
+    assert_eq!(diff.code, 2, "{}", diff.stdout);
+    assert!(
+        diff.stderr.contains("unknown message `nothing_here`"),
+        "{}",
+        diff.stderr
+    );
+    assert!(diff.stdout.is_empty());
+    let backtest = flowc(&["backtest", broken, "v1", "--events", "events.jsonl"]);
+    assert_eq!(backtest.code, 2, "{}", backtest.stdout);
+}
+
+#[test]
 fn diff_needs_two_folders_or_a_revision() {
     let run = flowc(&["diff", "v1"]);
     assert_eq!(run.code, 2);
