@@ -1223,13 +1223,61 @@ pub fn impact(old: &CompiledProject, diff: &ProjectDiff, waiting: &[Waiting]) ->
 
 // ----- text -----
 
+/// Short single-line values in a code span; longer ones cut, multi-line ones counted (their
+/// changes are shown by [`field_change`]).
 fn inline(text: &str) -> String {
-    let single = !text.contains('\n') && text.chars().count() <= 80;
-    if single {
+    if text.contains('\n') {
+        return format!("({} lines)", text.lines().count());
+    }
+    if text.chars().count() <= 80 {
         format!("`{text}`")
     } else {
-        format!("({} lines)", text.lines().count())
+        let cut: String = text.chars().take(77).collect();
+        format!("`{cut}…`")
     }
+}
+
+/// A message field change: inline when both sides are short single lines, else the changed
+/// lines as a fenced `diff` block (at most 12), indented to sit in a list item.
+fn field_change(c: &Change) -> String {
+    let short = |v: &Option<String>| {
+        v.as_deref()
+            .map_or(true, |s| !s.contains('\n') && s.chars().count() <= 80)
+    };
+    if short(&c.old) && short(&c.new) {
+        return change_text(c);
+    }
+    // Both sides end with a line break, so that a last line is not reported as changed
+    // only because the other side goes on.
+    let with_newline = |v: &Option<String>| {
+        let mut s = v.clone().unwrap_or_default();
+        if !s.is_empty() && !s.ends_with('\n') {
+            s.push('\n');
+        }
+        s
+    };
+    let (old, new) = (with_newline(&c.old), with_newline(&c.new));
+    let diff = similar::TextDiff::from_lines(&old, &new);
+    let mut lines = Vec::new();
+    for change in diff.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+            similar::ChangeTag::Equal => continue,
+        };
+        lines.push(format!("{sign}{}", change.value().trim_end_matches('\n')));
+    }
+    let total = lines.len();
+    lines.truncate(12);
+    let mut text = format!("{} changed:\n\n    ```diff\n", c.what);
+    for line in &lines {
+        let _ = writeln!(text, "    {line}");
+    }
+    if total > lines.len() {
+        let _ = writeln!(text, "    … {} more changed lines", total - lines.len());
+    }
+    text.push_str("    ```");
+    text
 }
 
 fn change_text(c: &Change) -> String {
@@ -1351,7 +1399,7 @@ pub fn render_text(diff: &ProjectDiff, impact: Option<&[StepImpact]>) -> String 
                 message.status.as_str()
             );
             for change in &message.changes {
-                let _ = writeln!(out, "  - {}", change_text(change));
+                let _ = writeln!(out, "  - {}", field_change(change));
             }
         }
         out.push('\n');

@@ -308,6 +308,34 @@ fn diff_impact_counts_the_contacts_waiting_at_each_step() {
 }
 
 #[test]
+fn diff_shows_the_changed_lines_of_a_long_message_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let edited = dir.path().join("edited");
+    copy_dir(&fixtures().join("v1"), &edited);
+    let source = std::fs::read_to_string(edited.join("shop.flow")).unwrap();
+    std::fs::write(
+        edited.join("shop.flow"),
+        source.replace(
+            r#"body: "<p>You are one of our best customers</p>""#,
+            r#"body: "<p>You are one of our best customers</p>\n<p>Here is a gift</p>""#,
+        ),
+    )
+    .unwrap();
+    let run = flowc(&["diff", "v1", edited.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "- `vip_thanks` changed (sent by `vip`)\n  - body changed:\n\n    ```diff\n    +<p>Here is a gift</p>\n    ```"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run
+        .stdout
+        .contains("- sends `vip_thanks`, whose content changed"));
+}
+
+#[test]
 fn a_version_that_does_not_compile_is_exit_2_not_a_difference() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
