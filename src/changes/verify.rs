@@ -61,6 +61,9 @@ pub struct VerifyReport {
     pub histories: u64,
     /// Whether a check stopped at the history bound before exhausting the depth.
     pub truncated: bool,
+    /// Waiting steps no explored history reached within the depth (`flow: step (file:line)`):
+    /// their exits were not checked. A larger `--depth` reaches further.
+    pub unreached: Vec<String>,
     pub checks: Vec<CheckSummary>,
     pub findings: Vec<Finding>,
 }
@@ -105,6 +108,9 @@ enum Action {
     Send(usize),
     /// Run the clock to the next timer or tick.
     Advance,
+    /// Run the clock to the next start of quiet hours (a minute after), so that the next
+    /// records and sends fall inside them.
+    Night,
 }
 
 /// The state of one explored history.
@@ -130,6 +136,8 @@ struct Explorer<'p> {
     default_tz: chrono_tz::Tz,
     histories: u64,
     truncated: bool,
+    /// The start of the quiet hours of the flows (minute of the day), if any has them.
+    quiet_start: Option<u16>,
 }
 
 impl<'p> Explorer<'p> {
@@ -147,6 +155,10 @@ impl<'p> Explorer<'p> {
             default_tz: project.default_timezone.parse().unwrap_or(chrono_tz::UTC),
             histories: 0,
             truncated: false,
+            quiet_start: project
+                .flows
+                .iter()
+                .find_map(|f| f.quiet_hours.map(|q| q.start)),
         }
     }
 
@@ -282,6 +294,15 @@ impl<'p> Explorer<'p> {
                 self.run_clock(node, at, true, &mut out);
                 Some(Step { outcome: out, at })
             }
+            Action::Night => {
+                let start = self.quiet_start?;
+                let tz = self.engine.timezone(&node.state);
+                let at = time::next_time_of_day(node.now, start, tz, false);
+                let mut out = Outcome::default();
+                self.run_clock(node, at, true, &mut out);
+                node.now = at;
+                Some(Step { outcome: out, at })
+            }
         }
     }
 
@@ -301,6 +322,9 @@ impl<'p> Explorer<'p> {
         }
         let mut actions: Vec<Action> = (0..self.alphabet.len()).map(Action::Send).collect();
         actions.push(Action::Advance);
+        if self.quiet_start.is_some() {
+            actions.push(Action::Night);
+        }
         let before = flow_states(&node.state);
         for action in &actions {
             if self.histories >= MAX_HISTORIES {
@@ -579,6 +603,7 @@ pub fn verify(project: &CompiledProject, bounds: &Bounds) -> VerifyReport {
     let mut checks = Vec::new();
     let mut histories = 0;
     let mut truncated = false;
+    let mut unreached = Vec::new();
     let (mut waits_checked, mut waits_failed) = (0, 0);
     let (mut exits_checked, mut exits_failed) = (0, 0);
     let (mut limits_checked, mut limits_failed) = (0, 0);
@@ -687,6 +712,11 @@ pub fn verify(project: &CompiledProject, bounds: &Bounds) -> VerifyReport {
         if let Some(finding) = limit_finding {
             limits_failed += 1;
             findings.push(finding);
+        }
+        for (held, _, text, source) in diff::waiting_points(&sub, f) {
+            if !reached.contains_key(&held) && !exits.is_empty() {
+                unreached.push(format!("{}: `{text}` ({source})", f.name));
+            }
         }
         // 2. exit_reachable.
         for (held, (history, _)) in &reached {
@@ -821,6 +851,7 @@ pub fn verify(project: &CompiledProject, bounds: &Bounds) -> VerifyReport {
         horizon_days: bounds.horizon_seconds / 86_400,
         histories,
         truncated,
+        unreached,
         checks,
         findings,
     }
@@ -899,6 +930,17 @@ pub fn render_text(report: &VerifyReport, project: &str) -> String {
             check.checked,
             check.failed
         );
+    }
+    if !report.unreached.is_empty() {
+        let _ = writeln!(
+            out,
+            "note: {} waiting step(s) with exits not reached within depth {} (their exits are unchecked; try a larger --depth):",
+            report.unreached.len(),
+            report.depth
+        );
+        for step in &report.unreached {
+            let _ = writeln!(out, "  {step}");
+        }
     }
     for finding in &report.findings {
         let _ = writeln!(
