@@ -44,7 +44,7 @@ pub enum Command {
     Fmt(FmtArgs),
     /// Show who gets what and when, on a virtual clock, for a file of events
     #[command(
-        after_help = "Examples:\n  flowc simulate . --events events.jsonl\n  flowc simulate . --events events.jsonl --until 2026-04-01T00:00:00Z --trace"
+        after_help = "Examples:\n  flowc simulate . --events events.jsonl\n  flowc simulate . --events events.jsonl --until 2026-04-01T00:00:00Z --trace\n  flowc simulate . --events events.jsonl --explain c1   # every decision about c1, with file:line"
     )]
     Simulate(SimulateArgs),
     /// Run the project's flow tests (tests/**/*.flowtest)
