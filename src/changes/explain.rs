@@ -13,8 +13,8 @@ use crate::engine::{TraceEntry, TraceKind};
 use crate::simulate::{trace_line, Simulation};
 use std::io::Write;
 
-/// One decision, ready to print.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One decision, ready to print (or to serve as JSON, e.g. by the daemon's contact trace).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Decision {
     pub time: String,
     /// The flow, or empty for contact-wide decisions (segments, warnings).

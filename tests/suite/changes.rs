@@ -706,6 +706,48 @@ fn verify_finds_two_flows_sending_one_message_within_an_hour() {
 }
 
 #[test]
+fn verify_finds_an_exit_that_can_never_fire() {
+    let run = flowc(&["verify", "dead_exit", "--format", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let report = json(&run);
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["property"], "exit_reachable");
+    assert!(
+        findings[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("`exit on order_completed` never stops a contact waiting at `wait 1d`"),
+        "{report}"
+    );
+    // The `exit if` on `contact.vip` was reached (through an `identify`): 2 checked, 1 failed.
+    let exits = &report["checks"][1];
+    assert_eq!(
+        (exits["checked"].clone(), exits["failed"].clone()),
+        (2.into(), 1.into())
+    );
+    // The counterexample leads to the waiting step: replayed, the contact is waiting there.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ce.jsonl");
+    let lines: Vec<String> = strings(&findings[0]["counterexample"]);
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let replay = flowc(&[
+        "simulate",
+        "dead_exit",
+        "--events",
+        file.to_str().unwrap(),
+        "--until",
+        "2026-03-02T12:00:00Z",
+        "--trace",
+    ]);
+    assert!(
+        replay.stderr.contains("follow_up step: wait 1d until"),
+        "{}",
+        replay.stderr
+    );
+}
+
+#[test]
 fn verify_passes_on_sound_projects() {
     for project in ["v1", "v2"] {
         let run = flowc(&["verify", project]);
