@@ -44,7 +44,7 @@ pub enum Command {
     Fmt(FmtArgs),
     /// Show who gets what and when, on a virtual clock, for a file of events
     #[command(
-        after_help = "Examples:\n  flowc simulate . --events events.jsonl\n  flowc simulate . --events events.jsonl --until 2026-04-01T00:00:00Z --trace"
+        after_help = "Examples:\n  flowc simulate . --events events.jsonl\n  flowc simulate . --events events.jsonl --until 2026-04-01T00:00:00Z --trace\n  flowc simulate . --events events.jsonl --explain c1   # every decision about c1, with file:line"
     )]
     Simulate(SimulateArgs),
     /// Run the project's flow tests (tests/**/*.flowtest)
@@ -71,6 +71,21 @@ pub enum Command {
         after_help = "Examples:\n  flowc send-test cart_reminder --to me@shop.example\n  flowc send-test cart_reminder --to me@shop.example --contact ana.json --trigger cart.json shop/\n  flowc send-test order_sms --to +34600000000\n\nThe subject (email), title (push) or text (SMS) starts with \"[TEST] \".\nExit codes: 0 sent, 1 the send or the rendering failed, 2 the command could not run."
     )]
     SendTest(SendTestArgs),
+    /// Compare two versions of a project: what changed, and what it means for waiting contacts
+    #[command(
+        after_help = "Examples:\n  flowc diff old/ new/\n  flowc diff --git main             # the working tree against `main`\n  flowc diff --git HEAD~1 flows/ --format json\n  flowc diff old/ new/ --events events.jsonl --until 2026-03-02T00:00:00Z   # who waits where\n\nExit codes (like `diff`): 0 no semantic change, 1 changes, 2 the comparison could not be made (a version with errors, a bad path or revision).\nSee docs/changes.md for the JSON schema."
+    )]
+    Diff(DiffArgs),
+    /// Run two versions of a project over the same events and report the deliveries that differ
+    #[command(
+        after_help = "Examples:\n  flowc backtest old/ new/ --events history.jsonl\n  flowc backtest old/ new/ --events history.jsonl --until 2026-04-01T00:00:00Z --format json\n\nExit codes (like `diff`): 0 the same deliveries, 1 some differ, 2 the comparison could not be made (a version with errors, a bad record)."
+    )]
+    Backtest(BacktestArgs),
+    /// Explore every ordering of events within bounds and check the project's guarantees
+    #[command(
+        after_help = "Examples:\n  flowc verify\n  flowc verify flows/ --depth 5\n  flowc verify --counterexample bad.jsonl && flowc simulate --events bad.jsonl --trace\n\nExit codes: 0 every property holds within the bounds, 1 a counterexample was found (or the project has errors), 2 the command could not run."
+    )]
+    Verify(VerifyArgs),
     /// Render one message to the terminal or an HTML file, sending nothing
     #[command(
         after_help = "Examples:\n  flowc preview cart_reminder --contact ana.json --trigger cart.json\n  flowc preview cart_reminder --html /tmp/cart.html"
@@ -126,6 +141,10 @@ pub struct SimulateArgs {
     /// Add the rendered subject and body of each delivery
     #[arg(long)]
     pub render: bool,
+    /// Instead of the deliveries, print every decision about this contact in time order, each
+    /// with the `file:line` that decided it (see docs/changes.md)
+    #[arg(long, value_name = "CONTACT")]
+    pub explain: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -230,6 +249,74 @@ pub struct PreviewArgs {
     pub html: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChangeFormat {
+    /// Markdown, for a person or a pull request comment
+    Text,
+    /// One JSON document with a `format_version` (docs/changes.md)
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old project folder (with `--git`: the project folder, default `.`)
+    pub old: Option<PathBuf>,
+    /// The new project folder
+    pub new: Option<PathBuf>,
+    /// Compare the project as it is at this git revision (OLD) with the working tree (NEW)
+    #[arg(long, value_name = "REV")]
+    pub git: Option<String>,
+    #[arg(long, value_enum, default_value_t = ChangeFormat::Text)]
+    pub format: ChangeFormat,
+    /// Also report the contacts waiting at the end of a simulation of OLD over these events,
+    /// and what happens to them
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub events: Option<PathBuf>,
+    /// With `--events`: stop that simulation here (RFC 3339)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Contact ids shown per waiting step
+    #[arg(long, default_value_t = 3)]
+    pub examples: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// The old project folder
+    pub old: PathBuf,
+    /// The new project folder
+    pub new: PathBuf,
+    /// A JSON Lines file of Segment records (the history)
+    #[arg(long)]
+    pub events: PathBuf,
+    /// Stop the virtual clock of both runs here (RFC 3339)
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long, value_enum, default_value_t = ChangeFormat::Text)]
+    pub format: ChangeFormat,
+    /// Example deliveries shown per flow, message and kind of change
+    #[arg(long, default_value_t = 3)]
+    pub examples: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The project folder
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// How many inputs (events and timer firings) one explored history has at most
+    #[arg(long, default_value_t = 5)]
+    pub depth: usize,
+    /// A wait must be able to end within this many days
+    #[arg(long, default_value_t = 366)]
+    pub horizon_days: i64,
+    #[arg(long, value_enum, default_value_t = ChangeFormat::Text)]
+    pub format: ChangeFormat,
+    /// Write the first counterexample here, as events for `flowc simulate --events`
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub counterexample: Option<PathBuf>,
+}
+
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -244,6 +331,9 @@ pub fn main() -> ExitCode {
         Command::Init(args) => crate::init::command(&args),
         Command::SendTest(args) => crate::channels::command::send_test(&args),
         Command::Preview(args) => crate::channels::command::preview(&args),
+        Command::Diff(args) => crate::changes::command::diff(&args),
+        Command::Backtest(args) => crate::changes::command::backtest(&args),
+        Command::Verify(args) => crate::changes::command::verify(&args),
     };
     ExitCode::from(code)
 }

@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod build;
+pub mod changes;
 pub mod channels;
 pub mod check;
 pub mod cli;

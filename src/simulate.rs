@@ -137,6 +137,7 @@ pub fn run(
                                     "line {}: messageId `{id}` already applied, record ignored",
                                     record.line
                                 ),
+                                source: None,
                             });
                         }
                         continue;
@@ -170,6 +171,7 @@ pub fn run(
                             flow: Some(flow),
                             kind: TraceKind::Timer,
                             text: "schedule tick".to_string(),
+                            source: None,
                         });
                     }
                     store.update_all(|contact, state| {
@@ -288,6 +290,12 @@ pub fn trace_line(project: &CompiledProject, entry: &TraceEntry) -> String {
         line.push(' ');
     }
     line.push_str(&format!("{}: {}", entry.kind.as_str(), entry.text));
+    if let Some(source) = &entry.source {
+        let shown = source.to_string();
+        if !entry.text.contains(&shown) {
+            line.push_str(&format!(" ({shown})"));
+        }
+    }
     line
 }
 
@@ -386,11 +394,14 @@ pub fn command(args: &SimulateArgs) -> u8 {
     }
     let options = SimulateOptions {
         until,
-        trace: args.trace,
+        trace: args.trace || args.explain.is_some(),
         render: args.render,
         progress: true,
     };
     let sim = run(&project, records, &options);
+    if let Some(contact) = &args.explain {
+        return crate::changes::explain::command(&project, &sim, contact, args.trace);
+    }
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     for entry in &sim.trace {

@@ -17,8 +17,8 @@ pub mod state;
 pub mod time;
 
 use crate::compile::{
-    CompiledFlow, CompiledProject, EventId, Expr, FlowId, MessageId, Reentry, SegmentId, StateKind,
-    Trigger, UnsubscribeTarget,
+    CompiledFlow, CompiledProject, EventId, Expr, FlowId, MessageId, Reentry, SegmentId, SourceLoc,
+    StateKind, Trigger, UnsubscribeTarget,
 };
 use crate::events::{Record, RecordKind};
 use crate::syntax::ast::Channel;
@@ -91,6 +91,10 @@ pub enum TraceKind {
     Step,
     Segment,
     Goal,
+    /// A send was decided: sent, or skipped with its reason.
+    Send,
+    /// An `if` chose a branch.
+    Branch,
     /// Bad contact data handled by a documented fallback (shown even without `--trace`).
     Warning,
 }
@@ -108,6 +112,8 @@ impl TraceKind {
             TraceKind::Step => "step",
             TraceKind::Segment => "segment",
             TraceKind::Goal => "goal",
+            TraceKind::Send => "send",
+            TraceKind::Branch => "branch",
             TraceKind::Warning => "warning",
         }
     }
@@ -121,6 +127,8 @@ pub struct TraceEntry {
     pub flow: Option<FlowId>,
     pub kind: TraceKind,
     pub text: String,
+    /// The construct that decided it (`file:line`), when there is one.
+    pub source: Option<SourceLoc>,
 }
 
 /// What one or more calls produced. The caller drains it.
@@ -384,6 +392,19 @@ impl<'p> Run<'_, 'p> {
         kind: TraceKind,
         text: impl FnOnce() -> String,
     ) {
+        self.trace_at(now, flow, kind, None, text);
+    }
+
+    /// A trace entry with the `file:line` of the construct that decided it. Costs one branch
+    /// when tracing is off: nothing is formatted or cloned.
+    fn trace_at(
+        &mut self,
+        now: Instant,
+        flow: Option<FlowId>,
+        kind: TraceKind,
+        source: Option<&SourceLoc>,
+        text: impl FnOnce() -> String,
+    ) {
         if self.engine.options.trace || kind == TraceKind::Warning {
             self.out.trace.push(TraceEntry {
                 time: now,
@@ -391,6 +412,7 @@ impl<'p> Run<'_, 'p> {
                 flow,
                 kind,
                 text: text(),
+                source: source.cloned(),
             });
         }
     }
@@ -518,9 +540,13 @@ impl<'p> Run<'_, 'p> {
             if exit.is_some() {
                 let instance = self.state.instances.remove(index);
                 let name = &record.event;
-                self.trace(now, Some(instance.flow), TraceKind::Exited, || {
-                    format!("exit on `{name}` ({})", flow.source)
-                });
+                self.trace_at(
+                    now,
+                    Some(instance.flow),
+                    TraceKind::Exited,
+                    Some(&flow.source),
+                    || format!("exit on `{name}` ({})", flow.source),
+                );
             } else {
                 index += 1;
             }
@@ -553,9 +579,13 @@ impl<'p> Run<'_, 'p> {
             instance.state = arm.next;
             instance.wake = None;
             let name = &record.event;
-            self.trace(now, Some(instance.flow), TraceKind::Received, || {
-                format!("received `{name}` ({})", st.source)
-            });
+            self.trace_at(
+                now,
+                Some(instance.flow),
+                TraceKind::Received,
+                Some(&st.source),
+                || format!("received `{name}` ({})", st.source),
+            );
             if self.run_instance(&mut instance, now) {
                 self.state
                     .instances
@@ -581,9 +611,13 @@ impl<'p> Run<'_, 'p> {
                     .conversions
                     .push((flow_id, self.contact.to_string(), now));
                 let name = &record.event;
-                self.trace(now, Some(flow_id), TraceKind::Goal, || {
-                    format!("goal `{name}` reached")
-                });
+                self.trace_at(
+                    now,
+                    Some(flow_id),
+                    TraceKind::Goal,
+                    Some(&flow.source),
+                    || format!("goal `{name}` reached"),
+                );
             } else {
                 index += 1;
             }
@@ -677,18 +711,42 @@ impl<'p> Run<'_, 'p> {
                 match &st.kind {
                     StateKind::WaitFor { on_timeout, .. } => {
                         instance.state = *on_timeout;
-                        self.trace(now, Some(instance.flow), TraceKind::Timer, || {
-                            format!("wait for timed out ({source})")
-                        });
+                        self.trace_at(
+                            now,
+                            Some(instance.flow),
+                            TraceKind::Timer,
+                            Some(source),
+                            || format!("wait for timed out ({source})"),
+                        );
                     }
+                    // A send is held both after a wait and when deferred by quiet hours: a
+                    // deferral ends exactly where the quiet window does.
                     StateKind::Send { .. } => {
-                        self.trace(now, Some(instance.flow), TraceKind::Timer, || {
-                            format!("quiet hours over ({source})")
-                        });
+                        let tz = self.tz;
+                        self.trace_at(
+                            now,
+                            Some(instance.flow),
+                            TraceKind::Timer,
+                            Some(source),
+                            || {
+                                let deferred = flow.quiet_hours.is_some_and(|window| {
+                                    time::quiet_until(now - 1, window, tz) == Some(now)
+                                });
+                                if deferred {
+                                    format!("quiet hours over ({source})")
+                                } else {
+                                    format!("wait over, next step ({source})")
+                                }
+                            },
+                        );
                     }
-                    _ => self.trace(now, Some(instance.flow), TraceKind::Timer, || {
-                        format!("wait over, next step at {source}")
-                    }),
+                    _ => self.trace_at(
+                        now,
+                        Some(instance.flow),
+                        TraceKind::Timer,
+                        Some(source),
+                        || format!("wait over, next step ({source})"),
+                    ),
                 }
             }
             if self.run_instance(&mut instance, now) {
@@ -835,7 +893,7 @@ impl<'p> Run<'_, 'p> {
                 (true, Err(at)) => {
                     self.state.members.insert(at, *segment);
                     changed = true;
-                    self.trace(now, None, TraceKind::Segment, || {
+                    self.trace_at(now, None, TraceKind::Segment, Some(&s.source), || {
                         format!("entered segment `{}` ({})", s.name, s.source)
                     });
                     for flow_id in flows {
@@ -846,7 +904,7 @@ impl<'p> Run<'_, 'p> {
                 (false, Ok(at)) => {
                     self.state.members.remove(at);
                     changed = true;
-                    self.trace(now, None, TraceKind::Segment, || {
+                    self.trace_at(now, None, TraceKind::Segment, Some(&s.source), || {
                         format!("left segment `{}`", s.name)
                     });
                 }
@@ -889,16 +947,24 @@ impl<'p> Run<'_, 'p> {
             _ => None,
         };
         if let Some(reason) = refused {
-            self.trace(now, Some(flow_id), TraceKind::NotEntered, || {
-                format!("{}: not entered, {reason}", why())
-            });
+            self.trace_at(
+                now,
+                Some(flow_id),
+                TraceKind::NotEntered,
+                Some(&flow.source),
+                || format!("{}: not entered, {reason}", why()),
+            );
             return false;
         }
         if let Some(only_if) = &flow.only_if {
             if !self.ctx(now, Some(trigger), Some(trigger)).test(only_if) {
-                self.trace(now, Some(flow_id), TraceKind::NotEntered, || {
-                    format!("{}: not entered, `only if` is false", why())
-                });
+                self.trace_at(
+                    now,
+                    Some(flow_id),
+                    TraceKind::NotEntered,
+                    Some(&flow.source),
+                    || format!("{}: not entered, `only if` is false", why()),
+                );
                 return false;
             }
         }
@@ -919,14 +985,20 @@ impl<'p> Run<'_, 'p> {
                 .push((flow_id, time::add(now, goal.within, self.tz)));
         }
         self.out.entries.push((flow_id, holdout));
-        self.trace(now, Some(flow_id), TraceKind::Entered, || {
-            format!(
-                "{}: entered{} ({})",
-                why(),
-                if holdout { " as holdout" } else { "" },
-                flow.source
-            )
-        });
+        self.trace_at(
+            now,
+            Some(flow_id),
+            TraceKind::Entered,
+            Some(&flow.source),
+            || {
+                format!(
+                    "{}: entered{} ({})",
+                    why(),
+                    if holdout { " as holdout" } else { "" },
+                    flow.source
+                )
+            },
+        );
         let mut instance = Instance {
             id,
             flow: flow_id,
@@ -966,23 +1038,35 @@ impl<'p> Run<'_, 'p> {
                         .test(e)
                 });
                 if exit {
-                    self.trace(now, Some(instance.flow), TraceKind::Exited, || {
-                        format!("exit if is true before the step at {source}")
-                    });
+                    self.trace_at(
+                        now,
+                        Some(instance.flow),
+                        TraceKind::Exited,
+                        Some(source),
+                        || format!("exit if is true before the step at {source}"),
+                    );
                     return false;
                 }
             }
             match &st.kind {
                 StateKind::End => {
-                    self.trace(now, Some(instance.flow), TraceKind::Completed, || {
-                        "completed".to_string()
-                    });
+                    self.trace_at(
+                        now,
+                        Some(instance.flow),
+                        TraceKind::Completed,
+                        Some(source),
+                        || "completed".to_string(),
+                    );
                     return false;
                 }
                 StateKind::Stop => {
-                    self.trace(now, Some(instance.flow), TraceKind::Completed, || {
-                        format!("stop ({source})")
-                    });
+                    self.trace_at(
+                        now,
+                        Some(instance.flow),
+                        TraceKind::Completed,
+                        Some(source),
+                        || format!("stop ({source})"),
+                    );
                     return false;
                 }
                 StateKind::Send { message, next } => {
@@ -993,18 +1077,24 @@ impl<'p> Run<'_, 'p> {
                         if let Some(window) = flow.quiet_hours {
                             if let Some(end) = time::quiet_until(now, window, self.tz) {
                                 instance.wake = Some(end);
-                                self.trace(now, Some(instance.flow), TraceKind::Deferred, || {
-                                    format!(
-                                        "`{}` deferred by quiet hours until {} ({source})",
-                                        msg.name,
-                                        time::format_instant(end)
-                                    )
-                                });
+                                self.trace_at(
+                                    now,
+                                    Some(instance.flow),
+                                    TraceKind::Deferred,
+                                    Some(source),
+                                    || {
+                                        format!(
+                                            "`{}` deferred by quiet hours until {} ({source})",
+                                            msg.name,
+                                            time::format_instant(end)
+                                        )
+                                    },
+                                );
                                 return true;
                             }
                         }
                     }
-                    self.deliver(instance, *message, now);
+                    self.deliver(instance, *message, now, source);
                     instance.state = *next;
                 }
                 StateKind::Wait { duration, next } => {
@@ -1012,12 +1102,18 @@ impl<'p> Run<'_, 'p> {
                     instance.state = *next;
                     if until > now {
                         instance.wake = Some(until);
-                        self.trace(now, Some(instance.flow), TraceKind::Step, || {
-                            format!(
-                                "wait {duration} until {} ({source})",
-                                time::format_instant(until)
-                            )
-                        });
+                        self.trace_at(
+                            now,
+                            Some(instance.flow),
+                            TraceKind::Step,
+                            Some(source),
+                            || {
+                                format!(
+                                    "wait {duration} until {} ({source})",
+                                    time::format_instant(until)
+                                )
+                            },
+                        );
                         return true;
                     }
                 }
@@ -1029,21 +1125,31 @@ impl<'p> Run<'_, 'p> {
                     instance.state = *next;
                     if until > now {
                         instance.wake = Some(until);
-                        self.trace(now, Some(instance.flow), TraceKind::Step, || {
-                            format!("wait until {} ({source})", time::format_instant(until))
-                        });
+                        self.trace_at(
+                            now,
+                            Some(instance.flow),
+                            TraceKind::Step,
+                            Some(source),
+                            || format!("wait until {} ({source})", time::format_instant(until)),
+                        );
                         return true;
                     }
                 }
                 StateKind::WaitFor { timeout, .. } => {
                     let until = time::add(now, *timeout, self.tz);
                     instance.wake = Some(until);
-                    self.trace(now, Some(instance.flow), TraceKind::Step, || {
-                        format!(
-                            "wait for an event up to {} ({source})",
-                            time::format_instant(until)
-                        )
-                    });
+                    self.trace_at(
+                        now,
+                        Some(instance.flow),
+                        TraceKind::Step,
+                        Some(source),
+                        || {
+                            format!(
+                                "wait for an event up to {} ({source})",
+                                time::format_instant(until)
+                            )
+                        },
+                    );
                     return true;
                 }
                 StateKind::Branch {
@@ -1051,10 +1157,31 @@ impl<'p> Run<'_, 'p> {
                     otherwise,
                 } => {
                     let ctx = self.ctx(now, Some(&instance.trigger), instance.event.as_ref());
-                    instance.state = conditions
-                        .iter()
-                        .find(|(c, _)| ctx.test(c))
+                    let taken = conditions.iter().position(|(c, _)| ctx.test(c));
+                    instance.state = taken
+                        .and_then(|i| conditions.get(i))
                         .map_or(*otherwise, |(_, s)| *s);
+                    let project = self.project;
+                    self.trace_at(
+                        now,
+                        Some(instance.flow),
+                        TraceKind::Branch,
+                        Some(source),
+                        || match taken.and_then(|i| conditions.get(i).map(|c| (i, c))) {
+                            Some((i, (c, _))) => format!(
+                                "`{}` is true: branch {} taken",
+                                project.show_expr(c),
+                                i + 1
+                            ),
+                            None if conditions.len() == 1 => format!(
+                                "`{}` is false: else taken",
+                                conditions
+                                    .first()
+                                    .map_or(String::new(), |(c, _)| project.show_expr(c))
+                            ),
+                            None => "no condition is true: else taken".to_string(),
+                        },
+                    );
                 }
                 StateKind::Split { arms } => {
                     let salt = format!("split{}", instance.state.0);
@@ -1064,9 +1191,13 @@ impl<'p> Run<'_, 'p> {
                         .position(|(upper, _)| bucket < *upper)
                         .unwrap_or(arms.len().saturating_sub(1));
                     if let Some((_, target)) = arms.get(arm) {
-                        self.trace(now, Some(instance.flow), TraceKind::Step, || {
-                            format!("split: arm {} ({source})", arm + 1)
-                        });
+                        self.trace_at(
+                            now,
+                            Some(instance.flow),
+                            TraceKind::Step,
+                            Some(source),
+                            || format!("split: arm {} ({source})", arm + 1),
+                        );
                         instance.state = *target;
                     } else {
                         return false;
@@ -1113,16 +1244,26 @@ impl<'p> Run<'_, 'p> {
     }
 
     /// Decides one send (RUNTIME.md 3) and records the decision.
-    fn deliver(&mut self, instance: &mut Instance, message: MessageId, now: Instant) {
+    fn deliver(
+        &mut self,
+        instance: &mut Instance,
+        message: MessageId,
+        now: Instant,
+        source: &'p SourceLoc,
+    ) {
         let Some(msg) = self.project.messages.get(message.index()) else {
             return;
         };
         let channel = msg.channel;
         let reason = if instance.holdout {
             if instance.holdout_reported {
-                self.trace(now, Some(instance.flow), TraceKind::Step, || {
-                    format!("`{}` not sent (holdout)", msg.name)
-                });
+                self.trace_at(
+                    now,
+                    Some(instance.flow),
+                    TraceKind::Step,
+                    Some(source),
+                    || format!("`{}` not sent (holdout)", msg.name),
+                );
                 return;
             }
             instance.holdout_reported = true;
@@ -1134,6 +1275,21 @@ impl<'p> Run<'_, 'p> {
                 .marketing_block(channel)
                 .or_else(|| self.frequency_cap(channel, now))
         };
+        self.trace_at(
+            now,
+            Some(instance.flow),
+            TraceKind::Send,
+            Some(source),
+            || match reason {
+                None => format!("sent `{}` ({})", msg.name, channel.keyword()),
+                Some(r) => format!(
+                    "skipped `{}` ({}): {}",
+                    msg.name,
+                    channel.keyword(),
+                    r.as_str()
+                ),
+            },
+        );
         if reason.is_none()
             && !msg.transactional
             && self.engine.longest_limit.contains_key(&channel)

@@ -732,6 +732,21 @@ fn wait_for_or_reads_the_next_event_only_before_where_up_to_or_or() {
     assert_eq!(wait.events.len(), 2);
 }
 
+/// Regression (found by the fmt property test): an awaited event without a filter followed by
+/// a line that starts with `or` was read as part of the previous filter, so `flowc fmt` could
+/// not put one awaited event per line.
+#[test]
+fn wait_for_or_name_before_a_line_starting_with_or_is_the_next_event() {
+    let StepKind::WaitFor(wait) =
+        step("  wait for a where x > 1\n      or b\n      or c where y up to 2d")
+    else {
+        panic!()
+    };
+    let events: Vec<&str> = wait.events.iter().map(|e| e.event.name.as_str()).collect();
+    assert_eq!(events, ["a", "b", "c"]);
+    assert_eq!(sexpr(wait.events[0].filter.as_ref().unwrap()), "(> x 1)");
+}
+
 #[test]
 fn if_else_if_else() {
     let StepKind::If { branches, otherwise } = step(
