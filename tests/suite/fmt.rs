@@ -668,10 +668,8 @@ fn the_language_reference_documents_every_diagnostic_code() {
 }
 
 /// Each example of the Diagnostics section, checked on its own, gives its code (and maybe
-/// others: the examples leave out the rest of the project). Needs `flowc check`, which is
-/// built on another branch; run with `cargo test --test tests -- --ignored` once it is merged.
+/// others: the examples leave out the rest of the project).
 #[test]
-#[ignore = "needs `flowc check` (branch `check`); run with --ignored after the merge"]
 fn every_diagnostic_example_gives_its_code() {
     let doc = std::fs::read_to_string(repo().join("docs/language.md")).expect("read");
     let (_, diagnostics) = doc.split_once("\n## Diagnostics\n").expect("section");
