@@ -171,9 +171,9 @@ fn parts(code: Code) -> (&'static str, &'static str, &'static str) {
             "Send it, or remove it; a typo in a `send` is a common cause.",
         ),
         ExitOnTrigger => (
-            "An `exit on` event also triggers the same flow. A second trigger while an instance runs is ignored (one instance at a time), so the exit only ever fires with `reentry always`, where it stops the older instance.",
+            "An `exit on` event also triggers the same flow. Exits are decided before triggers, so each such event ends the running instance and starts a new one: the flow starts over on every event, and its later steps run only for the last one. That is rarely what was meant.",
             "flow f {\n    when order_completed\n    exit on order_completed\n    send thanks\n}",
-            "Remove the exit, or tell the events apart with `where`.",
+            "Remove one of the two lines, or tell the events apart with `where`.",
         ),
         LongWait => (
             "A wait longer than one year keeps instances alive for that long; such timing is better a separate flow.",

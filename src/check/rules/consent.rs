@@ -189,7 +189,7 @@ fn exit_on_trigger(
                 format!("flow `{}` starts on `{exit}` and exits on `{exit}`", decl.name.name),
             )
             .with_label(format!("`{exit}` is both the trigger and an exit of template `{}`", decl.template.name))
-            .with_help("a second trigger event while an instance runs is ignored, so the exit only fires with `reentry always`; give the template a different event");
+            .with_help("exits are decided before triggers, so each such event ends the running instance and starts a new one; give the template a different event");
             ctx.report(d);
         }
     }

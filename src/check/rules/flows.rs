@@ -248,8 +248,15 @@ fn check_event_name(
     }
 }
 
-/// `W0004`: `exit on E` where `E` also starts the flow (see `exit_on_trigger` docs in
-/// `explain`).
+/// `W0004`: `exit on E` where `E` also starts the flow.
+///
+/// What it does: compares each `exit on` event with the flow's `when` events (for template
+/// instantiations, with the events given as arguments: see `consent::check_instance`).
+///
+/// Why: exits are decided before triggers, so each such event ends the running instance and
+/// starts a new one; the flow's later steps only ever run for the last event.
+///
+/// Example: `when order_completed` with `exit on order_completed`.
 fn exit_on_trigger(
     ctx: &mut Context<'_>,
     unit: &SourceUnit,
@@ -271,7 +278,7 @@ fn exit_on_trigger(
         .with_label("also the trigger")
         .with_related(when, "the flow starts on it here")
         .with_help(format!(
-            "a second `{}` while an instance runs is ignored (one instance at a time), so this exit only fires with `reentry always`; remove it, or add a `where` that tells the events apart",
+            "exits are decided before triggers, so each `{}` ends the running instance and starts a new one; remove one of the two lines, or add a `where` that tells the events apart",
             event.name
         ));
         ctx.report(d);
