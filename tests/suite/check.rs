@@ -98,6 +98,13 @@ fn every_err_case_reports_its_code() {
                 dir.join(&name).join(file).is_file() || file.starts_with("stdlib/"),
                 "{name}: `{file}` is not a path relative to the project"
             );
+            assert!(value["label"].is_string(), "{name}: no label in {line}");
+            assert!(value["help"].is_string(), "{name}: no help in {line}");
+            let message = value["message"].as_str().expect("message");
+            assert!(
+                !message.ends_with('.') && !message.starts_with(|c: char| c.is_uppercase()),
+                "{name}: `{message}` should be lower case without a final period"
+            );
             assert!(value["line"].as_u64().expect("line") >= 1);
             assert!(value["column"].as_u64().expect("column") >= 1);
         }
