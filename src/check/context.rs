@@ -22,11 +22,15 @@ pub struct Context<'p> {
     pub used_messages: HashSet<String>,
     /// Message → the `trigger.NAME` its templates read (`message_properties`).
     pub trigger_reads: HashMap<String, Vec<TriggerRead>>,
+    /// Message → the `event.NAME` its templates read (`message_events`).
+    pub event_reads: HashMap<String, Vec<TriggerRead>>,
+    /// `(message, property)` of `event.` reads already reported (`message_events`).
+    pub reported_event_reads: HashSet<(String, String)>,
     /// Flows whose trigger events are known by name, with the messages they send.
     pub flow_sends: Vec<FlowSends>,
 }
 
-/// One `{{ trigger.NAME }}` in a message template.
+/// One `{{ trigger.NAME }}` (or `{{ event.NAME }}`) in a message template.
 #[derive(Debug, Clone)]
 pub struct TriggerRead {
     pub property: String,
@@ -61,6 +65,8 @@ impl<'p> Context<'p> {
             used_segments: HashSet::new(),
             used_messages: HashSet::new(),
             trigger_reads: HashMap::new(),
+            event_reads: HashMap::new(),
+            reported_event_reads: HashSet::new(),
             flow_sends: Vec::new(),
         }
     }

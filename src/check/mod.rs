@@ -36,6 +36,7 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
         .iter_mut()
         .for_each(rules::syntax_hints::improve);
     rules::duplicates::check(&mut ctx);
+    let mut flows = Vec::new();
     for (unit, item) in project.items() {
         match item {
             ast::Item::Segment(d) => rules::segments::check_body(&mut ctx, unit, d),
@@ -44,6 +45,7 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
                 rules::flows::check(&mut ctx, unit, &d.name, &d.body, Scope::default());
                 rules::consent::check_flow(&mut ctx, unit, d);
                 rules::message_properties::record_flow(&mut ctx, d);
+                flows.push(Sender::Flow(d));
             }
             ast::Item::FlowTemplate(d) => {
                 rules::flows::check(&mut ctx, unit, &d.name, &d.body, Scope::new(&d.params))
@@ -52,6 +54,7 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
                 rules::instances::check(&mut ctx, unit, d);
                 rules::consent::check_instance(&mut ctx, unit, d);
                 rules::message_properties::record_instance(&mut ctx, d);
+                flows.push(Sender::Instance(d));
             }
             ast::Item::Policy(d) => {
                 for line in &d.lines {
@@ -67,6 +70,13 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
     }
     rules::segments::cycles(&mut ctx);
     rules::message_properties::check(&mut ctx);
+    // After every message was read (their templates' `event.` reads are known by now).
+    for sender in flows {
+        match sender {
+            Sender::Flow(d) => rules::message_events::check_flow(&mut ctx, d),
+            Sender::Instance(d) => rules::message_events::check_instance(&mut ctx, d),
+        }
+    }
     rules::unused::check(&mut ctx);
     let mut diagnostics = ctx.diagnostics;
     // A project declaration that clashes with a stdlib one (reported as E0007 on the
@@ -117,6 +127,12 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
     });
     diagnostics.dedup();
     diagnostics
+}
+
+/// A declaration that sends messages.
+enum Sender<'p> {
+    Flow(&'p ast::FlowDecl),
+    Instance(&'p ast::FlowInstanceDecl),
 }
 
 /// How many errors and warnings.

@@ -200,31 +200,47 @@ fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, text
                     .unwrap_or(text.span);
                 report_variable(ctx, unit, span, &name, None);
             }
-            for property in trigger_properties(&template) {
-                let dotted = format!("trigger.{property}");
-                let span = find_word(&text.value, &dotted)
-                    .map(|at| Span::new(map(at), map(at + dotted.len())))
-                    .unwrap_or(text.span);
-                ctx.trigger_reads
-                    .entry(message.to_string())
-                    .or_default()
-                    .push(TriggerRead {
+            for root in ["trigger", "event"] {
+                for property in properties_of(&template, root) {
+                    let dotted = format!("{root}.{property}");
+                    let span = find_word(&text.value, &dotted)
+                        .map(|at| Span::new(map(at), map(at + dotted.len())))
+                        .unwrap_or(text.span);
+                    let read = TriggerRead {
                         property,
                         span,
                         in_file: None,
-                    });
+                    };
+                    reads(ctx, root)
+                        .entry(message.to_string())
+                        .or_default()
+                        .push(read);
+                }
             }
         }
     }
 }
 
-/// The first field of every `trigger.NAME` a template reads.
-fn trigger_properties(template: &minijinja::Template<'_, '_>) -> Vec<String> {
+/// Where the reads of `root` (`trigger` or `event`) are kept.
+fn reads<'a>(
+    ctx: &'a mut Context<'_>,
+    root: &str,
+) -> &'a mut std::collections::HashMap<String, Vec<TriggerRead>> {
+    if root == "trigger" {
+        &mut ctx.trigger_reads
+    } else {
+        &mut ctx.event_reads
+    }
+}
+
+/// The first field of every `ROOT.NAME` (`trigger.`, `event.`) a template reads.
+fn properties_of(template: &minijinja::Template<'_, '_>, root: &str) -> Vec<String> {
+    let prefix = format!("{root}.");
     let mut found: Vec<String> = template
         .undeclared_variables(true)
         .into_iter()
         .filter_map(|v| {
-            v.strip_prefix("trigger.")
+            v.strip_prefix(prefix.as_str())
                 .map(|rest| rest.split('.').next().unwrap_or(rest).to_string())
         })
         .collect();
@@ -302,18 +318,21 @@ fn file_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, path: 
                 let line = find_word(&text, &name).map(|at| text[..at].matches('\n').count() + 1);
                 report_variable(ctx, unit, path.span, &name, Some((&path.value, line)));
             }
-            for property in trigger_properties(&template) {
-                let dotted = format!("trigger.{property}");
-                let line =
-                    find_word(&text, &dotted).map_or(1, |at| text[..at].matches('\n').count() + 1);
-                ctx.trigger_reads
-                    .entry(message.to_string())
-                    .or_default()
-                    .push(TriggerRead {
+            for root in ["trigger", "event"] {
+                for property in properties_of(&template, root) {
+                    let dotted = format!("{root}.{property}");
+                    let line = find_word(&text, &dotted)
+                        .map_or(1, |at| text[..at].matches('\n').count() + 1);
+                    let read = TriggerRead {
                         property,
                         span: path.span,
                         in_file: Some((path.value.clone(), line)),
-                    });
+                    };
+                    reads(ctx, root)
+                        .entry(message.to_string())
+                        .or_default()
+                        .push(read);
+                }
             }
         }
     }

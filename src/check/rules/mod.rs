@@ -11,6 +11,7 @@ pub mod event_names;
 pub mod expressions;
 pub mod flows;
 pub mod instances;
+pub mod message_events;
 pub mod message_properties;
 pub mod messages;
 pub mod quiet_hours;
