@@ -202,6 +202,9 @@ fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, text
             }
             for root in ["trigger", "event"] {
                 for property in properties_of(&template, root) {
+                    if guarded(&text.value, root, &property) {
+                        continue;
+                    }
                     let dotted = format!("{root}.{property}");
                     let span = find_word(&text.value, &dotted)
                         .map(|at| Span::new(map(at), map(at + dotted.len())))
@@ -219,6 +222,13 @@ fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, text
             }
         }
     }
+}
+
+/// Whether the template tests the value before it uses it (`{% if event.x is defined %}`,
+/// `{% if event is defined %}`): then a missing value is expected, not an error.
+fn guarded(text: &str, root: &str, property: &str) -> bool {
+    text.contains(&format!("{root}.{property} is defined"))
+        || text.contains(&format!("{root} is defined"))
 }
 
 /// Where the reads of `root` (`trigger` or `event`) are kept.
@@ -320,6 +330,9 @@ fn file_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, path: 
             }
             for root in ["trigger", "event"] {
                 for property in properties_of(&template, root) {
+                    if guarded(&text, root, &property) {
+                        continue;
+                    }
                     let dotted = format!("{root}.{property}");
                     let line = find_word(&text, &dotted)
                         .map_or(1, |at| text[..at].matches('\n').count() + 1);
