@@ -225,10 +225,14 @@ fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, text
 }
 
 /// Whether the template tests the value before it uses it (`{% if event.x is defined %}`,
-/// `{% if event is defined %}`): then a missing value is expected, not an error.
+/// `{% if event is defined %}`) or gives a default (`{{ event.x | default("") }}`): then a
+/// missing value is expected, not an error.
 fn guarded(text: &str, root: &str, property: &str) -> bool {
-    text.contains(&format!("{root}.{property} is defined"))
+    let dotted = format!("{root}.{property}");
+    text.contains(&format!("{dotted} is defined"))
         || text.contains(&format!("{root} is defined"))
+        || text.contains(&format!("{dotted} | default"))
+        || text.contains(&format!("{dotted}|default"))
 }
 
 /// Where the reads of `root` (`trigger` or `event`) are kept.
