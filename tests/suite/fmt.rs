@@ -119,11 +119,6 @@ fn the_stdlib_and_the_example_shop_are_already_formatted() {
             if entry.path().extension().is_some_and(|e| e == "flow") {
                 let source = std::fs::read_to_string(entry.path()).expect("read");
                 let formatted = format_source(&source).expect("parses");
-                // flows/orders.flow groups one-line instances around a multi-line one: the only
-                // place where the canonical layout adds blank lines.
-                if entry.path().ends_with("orders.flow") {
-                    continue;
-                }
                 assert_eq!(
                     formatted,
                     source,
