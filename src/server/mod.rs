@@ -62,6 +62,7 @@ pub fn router(state: AppState, signer: crate::channels::Signer) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/flows", get(flows))
         .route("/v1/contacts/{id}", get(contact))
+        .route("/v1/events", get(events))
         .with_state(state)
         .merge(crate::channels::tracking::router(signer, sink))
         // The compressed body's limit; the decoded one is checked after gunzip.
@@ -444,6 +445,43 @@ async fn flows(State(state): State<AppState>, headers: HeaderMap) -> Response {
         "flows": flows,
     }))
     .into_response()
+}
+
+/// `GET /v1/events?from=N&limit=M`: the applied records, oldest first, as JSON Lines, each
+/// with its sequence number `seq` (export; the next page starts at the last `seq` + 1).
+async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = check_admin_key(&state, &headers) {
+        return r;
+    }
+    let from = query
+        .get("from")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0u64);
+    let limit = query
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000usize)
+        .min(100_000);
+    let reader = state.reader.clone();
+    let read = tokio::task::spawn_blocking(move || reader.history(from, limit)).await;
+    let rows = match read {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    };
+    let mut text = String::new();
+    for (seq, bytes) in rows {
+        if let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(&bytes) {
+            object.insert("seq".into(), json!(seq));
+            text.push_str(&Value::Object(object).to_string());
+            text.push('\n');
+        }
+    }
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response()
 }
 
 async fn contact(

@@ -3,6 +3,7 @@
 mod architecture;
 mod channels;
 mod check;
+mod daemon;
 mod engine;
 mod fmt;
 mod graph;
