@@ -790,3 +790,201 @@ fn a_broken_edit_is_refused_and_a_good_one_is_live_within_a_second() {
     assert!(metric(&daemon, "flowc_reload_failures_total") >= 1.0);
     assert_eq!(daemon.terminate().code(), Some(0));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The outbox with a real provider: retries, dead letters, hard bounces.
+
+/// A provider endpoint on loopback: answers by the phone number in the body (`+34410...`:
+/// 410 Gone, `+34400...`: 400), else 500 to the first try of each `Idempotency-Key` and 200
+/// after. Returns the address and the calls seen: (idempotency key, status answered).
+type Calls = std::sync::Arc<std::sync::Mutex<Vec<(String, u16)>>>;
+
+fn provider() -> (String, Calls) {
+    use std::io::{BufRead, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, u16)>::new()));
+    let seen = calls.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            let mut key = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("idempotency-key:") {
+                    key = line.split_once(':').unwrap().1.trim().to_string();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let body = String::from_utf8_lossy(&body).to_string();
+            let status = {
+                let mut calls = seen.lock().unwrap();
+                let status = if body.contains("+34410") {
+                    410
+                } else if body.contains("+34400") {
+                    400
+                } else if calls.iter().any(|(k, _)| *k == key) {
+                    200
+                } else {
+                    500
+                };
+                calls.push((key, status));
+                status
+            };
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{{\"id\":\"p-1\"}}"
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (addr, calls)
+}
+
+#[test]
+fn the_outbox_retries_transient_failures_and_dead_letters_permanent_ones() {
+    let project = project_copy();
+    let (addr, calls) = provider();
+    std::fs::write(
+        project.path().join("flowc.toml"),
+        format!("[sms]\nwebhook = \"http://{addr}/sms\"\n[retry]\nfirst_delay_seconds = 1\nmax_delay_seconds = 1\n[defaults]\ntimezone = \"UTC\"\n"),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let port = free_port();
+    let addr_daemon = format!("127.0.0.1:{port}");
+    let log = data.path().join("daemon.log");
+    let mut child = Command::new(bin())
+        .arg("run")
+        .arg(project.path())
+        .args(["--listen", &addr_daemon, "--data"])
+        .arg(&store)
+        .env("FLOWC_ADMIN_KEY", "admin-test-key")
+        .env_remove("FLOWC_WRITE_KEY")
+        .env_remove("FLOWC_SMTP_URL")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(
+        http(&addr_daemon, "GET", "/healthz", &[], b""),
+        Ok((200, _))
+    ) {
+        assert!(Instant::now() < deadline, "{}", daemon_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let base = now() - 3 * 3600;
+    let mut records = Vec::new();
+    for (id, phone) in [
+        ("ok", "+34600000000"),
+        ("gone", "+34410000000"),
+        ("bad", "+34400000000"),
+    ] {
+        let mut r = contact_records(id, base, 0);
+        r[0]["traits"]["phone"] = json!(phone);
+        records.extend(r);
+    }
+    let body = json!({ "batch": records }).to_string();
+    assert_eq!(
+        http(&addr_daemon, "POST", "/v1/batch", &[], body.as_bytes())
+            .unwrap()
+            .0,
+        200
+    );
+    let contact = |id: &str| -> Value {
+        let (_, body) = http(
+            &addr_daemon,
+            "GET",
+            &format!("/v1/contacts/{id}"),
+            &[("Authorization", "Bearer admin-test-key")],
+            b"",
+        )
+        .unwrap();
+        serde_json::from_str(&body).unwrap()
+    };
+    let sms_of = |c: &Value| -> Value {
+        c["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["channel"] == "sms")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = sms_of(&contact("ok"));
+        if ok["status"] == "sent" {
+            assert_eq!(ok["attempts"], 2, "one 500, then 200: {ok}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no retry: {ok}\n{}",
+            daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let gone = contact("gone");
+    assert_eq!(sms_of(&gone)["status"], "dead", "{gone}");
+    assert_eq!(
+        gone["unsubscribed"],
+        json!(["sms"]),
+        "a hard bounce suppresses sms: {gone}"
+    );
+    let bad = contact("bad");
+    assert_eq!(sms_of(&bad)["status"], "dead");
+    assert_eq!(bad["unsubscribed"], json!([]), "a 400 is no bounce");
+    // Email is not configured here: a permanent failure naming the key to set.
+    let email = bad["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"] == "email")
+        .unwrap()
+        .clone();
+    assert_eq!(email["status"], "dead");
+    assert!(
+        email["last_error"].as_str().unwrap().contains("smtp_url"),
+        "{email}"
+    );
+    // Every call carried the entry's idempotency key; the retried one kept it.
+    let calls = calls.lock().unwrap().clone();
+    let ok_key = sms_of(&contact("ok"))["key"].as_str().unwrap().to_string();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|(k, _)| *k == ok_key)
+            .map(|(_, s)| *s)
+            .collect::<Vec<_>>(),
+        [500, 200]
+    );
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    let (_, metrics) = http(&addr_daemon, "GET", "/metrics", &[], b"").unwrap();
+    assert!(
+        metrics.contains("flowc_deliveries_total{status=\"sent\",channel=\"sms\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flowc_deliveries_total{status=\"failed\",channel=\"sms\"} 1"),
+        "{metrics}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
