@@ -988,3 +988,75 @@ fn the_outbox_retries_transient_failures_and_dead_letters_permanent_ones() {
         .status();
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+// ---------------------------------------------------------------------------------------------
+// An official SDK: segment-analytics-python, host pointed at the daemon.
+
+/// target/test-venv's Python with the SDK (installed by tests/daemon/install_sdk.sh, run here
+/// once when missing).
+fn python_with_sdk() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("target/test-venv/bin/python");
+    let has_sdk = |p: &Path| {
+        Command::new(p)
+            .args(["-c", "import segment.analytics"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has_sdk(&python) {
+        let status = Command::new("bash")
+            .arg(root.join("tests/daemon/install_sdk.sh"))
+            .status()
+            .expect("run tests/daemon/install_sdk.sh");
+        assert!(
+            status.success() && has_sdk(&python),
+            "tests/daemon/install_sdk.sh failed: the SDK test needs Python 3 with venv and PyPI"
+        );
+    }
+    python
+}
+
+#[test]
+fn the_segment_python_sdk_sends_and_the_flow_fires() {
+    let python = python_with_sdk();
+    let project = project_copy();
+    let data = tempfile::tempdir().unwrap();
+    let dry = data.path().join("dry.jsonl");
+    let daemon = Daemon::start(
+        project.path(),
+        &data.path().join("store"),
+        &dry,
+        &[("FLOWC_WRITE_KEY", "wk_sdk")],
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/daemon/sdk_send.py");
+    let host = format!("http://{}", daemon.addr);
+    let out = Command::new(&python)
+        .arg(&script)
+        .args([&host, "wk_sdk"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        daemon.log_text()
+    );
+    let lines = wait_for_lines(&dry, 2, Duration::from_secs(5));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("\"sdk-1\"") && lines[0].contains("cart_reminder"));
+    assert!(lines[1].contains("cart_sms") && lines[1].contains("\"sent\""));
+    // A wrong write key: the SDK reports the 401.
+    let out = Command::new(&python)
+        .arg(&script)
+        .args([&host, "wk_wrong"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("401"),
+        "{out:?}"
+    );
+    assert_eq!(dry_run_lines(&dry).len(), 2);
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
