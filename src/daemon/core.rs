@@ -677,22 +677,29 @@ impl Core {
         }
     }
 
-    /// Makes a reloaded version the running one.
+    /// Makes a reloaded version the running one (keeping the old versions of flows that still
+    /// have running instances).
     fn switch(&mut self, next: Arc<Loaded>) {
         let old = self.loaded.clone();
-        let migrated = super::reload::migrate_all(&mut self.store, &old, &next);
-        match migrated {
-            Ok(n) => {
+        match super::reload::carry_over(&mut self.store, &old.compiled, &next.compiled) {
+            Ok((merged, n)) => {
+                let kept = merged.flows.len() - next.compiled.flows.len();
+                let next = Arc::new(Loaded {
+                    compiled: merged,
+                    config: next.config.clone(),
+                    hash: next.hash.clone(),
+                    root: next.root.clone(),
+                });
                 (self.on_reload)(&next);
                 self.loaded = next;
                 self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
                 // New `when every` flows start ticking; removed ones stop.
                 let _ = self.load_schedules();
-                tracing::info!(version = %self.loaded.hash, contacts_migrated = n, "new project version live");
+                tracing::info!(version = %self.loaded.hash, contacts_migrated = n, old_versions_kept = kept, "new project version live");
             }
             Err(e) => {
                 self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "reload failed while migrating states; the old version keeps running");
+                tracing::error!(error = %e, "reload failed while carrying states over; the old version keeps running");
             }
         }
     }

@@ -14,6 +14,7 @@ pub mod core;
 pub mod metrics;
 pub mod outbox;
 pub mod reload;
+pub mod versions;
 
 use crate::cli::{LogFormat, RunArgs, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
 use crate::compile::CompiledProject;
@@ -204,36 +205,30 @@ fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
     let mut config = loaded.config.clone();
     config.server.listen = settings.listen.to_string();
     let mut store = SledStore::open(&settings.data).map_err(|e| e.to_string())?;
-    // States are kept in the ids of the version that wrote them: carry them over.
-    let loaded = Arc::new(loaded);
-    if let Some(bytes) = store.meta("project").map_err(|e| e.to_string())? {
-        match serde_json::from_slice::<CompiledProject>(&bytes) {
-            Ok(previous) => {
-                let old = Loaded {
-                    compiled: previous,
-                    config: loaded.config.clone(),
-                    hash: String::new(),
-                    root: loaded.root.clone(),
-                };
-                let n =
-                    reload::migrate_all(&mut store, &old, &loaded).map_err(|e| e.to_string())?;
-                if n > 0 {
-                    tracing::info!(
-                        contacts = n,
-                        "states carried over to the project's current version"
-                    );
-                }
-            }
+    // States are kept in the ids of the project that wrote them: carry them over, keeping
+    // old flow versions that still have running instances.
+    let mut loaded = loaded;
+    let previous = match store.meta("project").map_err(|e| e.to_string())? {
+        Some(bytes) => match serde_json::from_slice::<CompiledProject>(&bytes) {
+            Ok(p) => Some(p),
             Err(e) => {
-                tracing::warn!(error = %e, "the stored project version cannot be read; states are used as they are")
+                tracing::warn!(error = %e, "the stored project version cannot be read; states are used as they are");
+                None
             }
-        }
+        },
+        None => None,
+    };
+    let previous = previous.unwrap_or_else(|| loaded.compiled.clone());
+    let (merged, n) =
+        reload::carry_over(&mut store, &previous, &loaded.compiled).map_err(|e| e.to_string())?;
+    if n > 0 {
+        tracing::info!(
+            contacts = n,
+            "states carried over to the project's current version"
+        );
     }
-    store.put_meta(
-        "project",
-        &serde_json::to_vec(&loaded.compiled).unwrap_or_default(),
-    );
-    store.commit().map_err(|e| e.to_string())?;
+    loaded.compiled = merged;
+    let loaded = Arc::new(loaded);
     let key_file = loaded.root.join(".flowc").join("signing.key");
     let signer = crate::channels::signer_from_config(&config, Some(&key_file))?;
     let links = crate::channels::Links::from_config(&config, signer.clone());

@@ -7,12 +7,11 @@
 //! project, so a new version maps them by name.
 //! Must not: apply anything to contacts beyond that renaming of ids (the engine decides).
 //!
-//! Instances of a flow whose version (hash) is unchanged carry over exactly. An instance of a
-//! flow whose version changed stays at its step when the new version has a step of the same
-//! kind at that index, and ends otherwise (logged); a flow that is gone ends its instances.
+//! Running instances finish on the flow version they started on: the old version is kept in
+//! the running project (see [`super::versions`]) until its last instance ends (it is dropped at
+//! the next reload or restart after that). Entries, goals, history and memberships map by name.
 
 use super::core::Command;
-use super::Loaded;
 use crate::compile::{CompiledProject, EventId, FlowId, SegmentId};
 use crate::engine::ContactState;
 use crate::store::sled::SledStore;
@@ -99,32 +98,41 @@ fn is_relevant(root: &Path, path: &Path) -> bool {
     }
 }
 
-/// Rewrites every stored state from `old` to `new` (one atomic commit); the number of states
-/// that changed.
-pub fn migrate_all(store: &mut SledStore, old: &Loaded, new: &Loaded) -> Result<usize, StoreError> {
-    let map = IdMap::new(&old.compiled, &new.compiled);
-    if map.identity {
-        return Ok(0);
-    }
+/// Carries the store over from the project `old` (as stored) to the new version `new`: builds
+/// the project to run (`new` plus the old flow versions that still have running instances,
+/// see [`super::versions`]), rewrites every state into its ids, and records it, in one atomic
+/// commit. Returns that project and the number of states that changed.
+pub fn carry_over(
+    store: &mut SledStore,
+    old: &CompiledProject,
+    new: &CompiledProject,
+) -> Result<(CompiledProject, usize), StoreError> {
+    let mut running = std::collections::HashSet::new();
+    store.reader().each_contact(|_, state| {
+        for instance in &state.instances {
+            running.insert(instance.flow.index());
+        }
+    })?;
+    let merged = super::versions::merge(new, old, &running);
+    let map = IdMap::new(old, &merged);
     let mut changed = 0;
-    let mut after: Option<String> = None;
-    loop {
-        let last = store.update_contacts_after(after.as_deref(), 1000, |contact, state| {
-            if migrate_with(&map, contact, state) {
-                changed += 1;
+    if !map.identity {
+        let mut after: Option<String> = None;
+        loop {
+            let last = store.update_contacts_after(after.as_deref(), 1000, |contact, state| {
+                if migrate_with(&map, contact, state) {
+                    changed += 1;
+                }
+            })?;
+            match last {
+                Some(l) => after = Some(l),
+                None => break,
             }
-        })?;
-        match last {
-            Some(l) => after = Some(l),
-            None => break,
         }
     }
-    store.put_meta(
-        "project",
-        &serde_json::to_vec(&new.compiled).unwrap_or_default(),
-    );
+    store.put_meta("project", &serde_json::to_vec(&merged).unwrap_or_default());
     store.commit()?;
-    Ok(changed)
+    Ok((merged, changed))
 }
 
 /// Maps a state's ids from `old` to `new`; `true` when something changed.
@@ -152,7 +160,6 @@ impl<'a> IdMap<'a> {
         };
         let new_events = by_name(new.events.iter().map(String::as_str).collect());
         let new_segments = by_name(new.segments.iter().map(|s| s.name.as_str()).collect());
-        let new_flows = by_name(new.flows.iter().map(|f| f.name.as_str()).collect());
         let events: Vec<_> = old
             .events
             .iter()
@@ -163,10 +170,18 @@ impl<'a> IdMap<'a> {
             .iter()
             .map(|s| new_segments.get(&s.name).map(|i| SegmentId(*i)))
             .collect();
+        // The same version when the new project has it (kept for running instances), else
+        // the current version of the flow (the first of its name).
         let flows: Vec<_> = old
             .flows
             .iter()
-            .map(|f| new_flows.get(&f.name).map(|i| FlowId(*i)))
+            .map(|f| {
+                new.flows
+                    .iter()
+                    .position(|g| g.name == f.name && g.hash == f.hash)
+                    .or_else(|| new.flows.iter().position(|g| g.name == f.name))
+                    .map(|i| FlowId(i as u16))
+            })
             .collect();
         let identity = old.events == new.events
             && old.segments.len() == new.segments.len()

@@ -1060,3 +1060,109 @@ fn the_segment_python_sdk_sends_and_the_flow_fires() {
     assert_eq!(dry_run_lines(&dry).len(), 2);
     assert_eq!(daemon.terminate().code(), Some(0));
 }
+
+#[test]
+fn a_running_instance_finishes_on_the_version_it_started_on() {
+    let project = project_copy();
+    let data = tempfile::tempdir().unwrap();
+    let dry = data.path().join("dry.jsonl");
+    let daemon = Daemon::start(project.path(), &data.path().join("store"), &dry, &[]);
+    // `old` entered an hour ago: its reminder is due at once, its SMS in about 4 seconds.
+    let entered = now() - 3600 + 2;
+    assert_eq!(
+        daemon.post_batch(&contact_records("old", entered - 1, 0)).0,
+        200
+    );
+    let lines = wait_for_lines(&dry, 1, Duration::from_secs(5));
+    assert!(lines[0].contains("cart_reminder"), "{lines:?}");
+    // The new version sends the receipt instead of the SMS after the hour.
+    let flow_file = project.path().join("flows/shop.flow");
+    let original = std::fs::read_to_string(&flow_file).unwrap();
+    let edited = original.replace(
+        "    wait 1h\n    send cart_sms",
+        "    wait 1h\n    send receipt",
+    );
+    assert_ne!(edited, original);
+    let version = |d: &Daemon| -> String {
+        let (_, body) = d.request("GET", "/healthz", &[], b"");
+        serde_json::from_str::<Value>(&body).unwrap()["version"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = version(&daemon);
+    std::fs::write(&flow_file, edited).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while version(&daemon) == first {
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Both versions are loaded, the old one with its one instance.
+    let (_, body) = daemon.admin_get("/v1/flows");
+    let flows: Value = serde_json::from_str(&body).unwrap();
+    let carts: Vec<&Value> = flows["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name"] == "abandoned_cart")
+        .collect();
+    assert_eq!(carts.len(), 2, "{body}");
+    assert_ne!(carts[0]["version"], carts[1]["version"]);
+    assert_eq!(carts[1]["instances"], 1, "{body}");
+    // A contact entering now, an hour ago by its timestamps, runs the new version.
+    assert_eq!(
+        daemon
+            .post_batch(&contact_records("new", now() - 3 * 3600, 0))
+            .0,
+        200
+    );
+    let lines = wait_for_lines(&dry, 4, Duration::from_secs(8));
+    assert_eq!(lines.len(), 4, "{lines:?}\n{}", daemon.log_text());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"old\"") && l.contains("cart_sms")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"new\"") && l.contains("\"receipt\"")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("\"new\"") && l.contains("cart_sms")),
+        "{lines:?}"
+    );
+    let versions: Vec<(String, String)> = std::fs::read_to_string(&dry)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["message"].as_str().unwrap().to_string(),
+                v["flow_version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let of = |m: &str| {
+        versions
+            .iter()
+            .filter(|(x, _)| x == m)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("cart_sms").len(), 1);
+    assert_ne!(
+        of("cart_sms")[0],
+        of("receipt")[0],
+        "the SMS came from the old version"
+    );
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
