@@ -1,6 +1,6 @@
 //! The daemon's core: the one thread that writes the store.
 //!
-//! Owns: group commit (a group closes after ~2 ms or [`MAX_GROUP_EVENTS`] inputs; its writes go
+//! Owns: group commit (a group closes after ~2 ms or [`MAX_GROUP_EVENTS`] records; its writes go
 //! to the store in one atomic batch and are made durable before any request of the group is
 //! acknowledged), the wall-clock timer loop (due timers fire once, in time order; after a
 //! restart every overdue timer fires once), schedule ticks, turning delivery decisions into
@@ -25,12 +25,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Inputs per group at most (keeps a batch under ~1,000 records' worth of operations).
-pub const MAX_GROUP_EVENTS: usize = 500;
+/// Records per group at most: each record writes about five keys (state, timer out and in,
+/// messageId, history, outbox), so a group's batch stays around 1,000 operations. One request
+/// is never split: a larger request is one group of its own.
+pub const MAX_GROUP_EVENTS: usize = 200;
 /// How long a group stays open after its first input.
 const GROUP_WINDOW: Duration = Duration::from_millis(2);
 /// Timer wake-ups handled per group at most.
-const MAX_GROUP_TIMERS: usize = 500;
+const MAX_GROUP_TIMERS: usize = 250;
 /// Contacts visited per group by a schedule tick.
 const TICK_CHUNK: usize = 500;
 
@@ -71,6 +73,16 @@ pub enum Command {
     Reload(Arc<Loaded>),
     /// Finish what is in flight, commit, and stop; answers when done.
     Shutdown(Sender<()>),
+}
+
+impl Command {
+    /// How many inputs the command brings to a group.
+    fn records(&self) -> usize {
+        match self {
+            Command::Ingest { records, .. } => records.len().max(1),
+            _ => 1,
+        }
+    }
 }
 
 /// How decisions leave the outbox.
@@ -183,13 +195,17 @@ impl Core {
                 }
             }
             let opened = std::time::Instant::now();
-            while !group.is_empty() && group.len() < MAX_GROUP_EVENTS {
+            let mut records: usize = group.iter().map(Command::records).sum();
+            while !group.is_empty() && records < MAX_GROUP_EVENTS {
                 let left = GROUP_WINDOW.saturating_sub(opened.elapsed());
                 if left.is_zero() {
                     break;
                 }
                 match rx.recv_timeout(left) {
-                    Ok(command) => group.push(command),
+                    Ok(command) => {
+                        records += command.records();
+                        group.push(command);
+                    }
                     Err(_) => break,
                 }
             }
@@ -300,7 +316,6 @@ impl Core {
         for command in group {
             match command {
                 Command::Ingest { mut records, reply } => {
-                    let started = std::time::Instant::now();
                     crate::events::sort_for_replay(&mut records);
                     let mut applied = 0;
                     for record in &records {
@@ -310,7 +325,6 @@ impl Core {
                             Err(e) => tracing::error!(error = %e, "store"),
                         }
                     }
-                    let _ = started;
                     replies.push((reply, applied));
                 }
                 Command::Sent(done) => self.finished(&engine, done),
