@@ -5,7 +5,8 @@
 //! ```
 //!
 //! 1. Raw sled: per event read a state, write it, move its timer key (remove + insert), append
-//!    an outbox entry; one `apply_batch` + `flush` + `fdatasync` per group of 100 events.
+//!    an outbox entry; one `apply_batch` + `flush` + `fdatasync` per group of 100 events, then
+//!    of 200 (the daemon's group size).
 //! 2. The daemon (`flowc run`, in this process, dry-run, store in a temp dir) on loopback:
 //!    `CLIENTS` connections post `/v1/batch` of `BATCH` `cart_abandoned` records (one new
 //!    contact each, so each one starts a flow and its `wait 1h` timer); events/s counts records
@@ -25,11 +26,12 @@ fn main() {
     let events = args.first().copied().unwrap_or(50_000);
     let batch = args.get(1).copied().unwrap_or(100);
     let clients = args.get(2).copied().unwrap_or(4);
-    raw_sled(events);
+    raw_sled(events, 100);
+    raw_sled(events, 200);
     daemon(events, batch, clients);
 }
 
-fn raw_sled(events: usize) {
+fn raw_sled(events: usize, group_size: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = sled::Config::new()
         .path(dir.path())
@@ -39,10 +41,10 @@ fn raw_sled(events: usize) {
     let db_file = std::fs::File::open(dir.path().join("db")).expect("db file");
     let state = vec![7u8; 180];
     let started = Instant::now();
-    for group in 0..events.div_ceil(100) {
+    for group in 0..events.div_ceil(group_size) {
         let mut b = sled::Batch::default();
-        for i in 0..100 {
-            let n = group * 100 + i;
+        for i in 0..group_size {
+            let n = group * group_size + i;
             let key = format!("c{n:09}");
             let _ = db.get(key.as_bytes()).expect("get");
             b.insert(key.as_bytes(), state.clone());
@@ -64,7 +66,7 @@ fn raw_sled(events: usize) {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "raw sled, group of 100 events (get + 4 writes each) + flush + fdatasync: {:.0} events/s ({events} events in {secs:.2} s)",
+        "raw sled, group of {group_size} events (get + 4 writes each) + flush + fdatasync: {:.0} events/s ({events} events in {secs:.2} s)",
         events as f64 / secs
     );
 }
