@@ -226,10 +226,15 @@ impl Core {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "the store could not commit; requests of this group are refused");
+                    // What is in memory (the open group, the timer head) no longer matches
+                    // the disk: refuse the group and stop, so that a restart recovers from
+                    // what is durable (crash-only).
+                    tracing::error!(error = %e, "the store could not commit; requests of this group are refused and the daemon stops");
                     for (reply, _) in replies {
                         reply.send(Err(e.to_string()));
                     }
+                    std::thread::sleep(Duration::from_millis(200));
+                    std::process::exit(2);
                 }
             }
             if let Some(loaded) = reload {

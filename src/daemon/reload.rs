@@ -26,6 +26,8 @@ use std::time::Duration;
 
 /// How long the watcher waits for more changes before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(150);
+/// The longest a reload waits for the edits to settle.
+const MAX_DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// Starts watching `root`; a version that loads sends [`Command::Reload`] to the core.
 pub fn watch(
@@ -52,12 +54,27 @@ pub fn watch(
         .spawn(move || {
             let mut hash = current_hash;
             while let Ok(first) = rx.recv() {
-                let mut relevant = is_relevant(&watched_root, &first);
-                while let Ok(path) = rx.recv_timeout(DEBOUNCE) {
-                    relevant |= is_relevant(&watched_root, &path);
-                }
-                if !relevant {
+                // Only project sources count (the store may live under the project and change
+                // all the time); the quiet window restarts on each relevant change, within a
+                // bound, so a steady stream of saves cannot hold a reload back.
+                if !is_relevant(&watched_root, &first) {
                     continue;
+                }
+                let opened = std::time::Instant::now();
+                let mut quiet_until = opened + DEBOUNCE;
+                loop {
+                    let now = std::time::Instant::now();
+                    if now >= quiet_until || now >= opened + MAX_DEBOUNCE {
+                        break;
+                    }
+                    match rx.recv_timeout(quiet_until - now) {
+                        Ok(path) if is_relevant(&watched_root, &path) => {
+                            quiet_until = std::time::Instant::now() + DEBOUNCE;
+                        }
+                        Ok(_) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
                 }
                 let started = std::time::Instant::now();
                 match super::load(&watched_root) {

@@ -727,7 +727,9 @@ fn a_broken_edit_is_refused_and_a_good_one_is_live_within_a_second() {
     let project = project_copy();
     let data = tempfile::tempdir().unwrap();
     let dry = data.path().join("dry.jsonl");
-    let daemon = Daemon::start(project.path(), &data.path().join("store"), &dry, &[]);
+    // The store where it is by default, inside the watched project.
+    let store = project.path().join(".flowc/data");
+    let daemon = Daemon::start(project.path(), &store, &dry, &[]);
     let version = |d: &Daemon| -> String {
         let (_, body) = d.request("GET", "/healthz", &[], b"");
         serde_json::from_str::<Value>(&body).unwrap()["version"]
