@@ -1168,3 +1168,86 @@ fn a_running_instance_finishes_on_the_version_it_started_on() {
     );
     assert_eq!(daemon.terminate().code(), Some(0));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tracking and unsubscribe links become ordinary, durable events.
+
+#[test]
+fn opens_clicks_and_unsubscribes_go_through_the_ingestion_path() {
+    use flowc::channels::token::{Claims, Kind};
+    let project = project_copy();
+    let data = tempfile::tempdir().unwrap();
+    let dry = data.path().join("dry.jsonl");
+    let daemon = Daemon::start(
+        project.path(),
+        &data.path().join("store"),
+        &dry,
+        &[("FLOWC_SIGNING_KEY", "tracking-test-key")],
+    );
+    let t = now() - 3 * 3600;
+    // `sms` keeps its consent until the unsubscribe below.
+    assert_eq!(daemon.post_batch(&contact_records("tr", t, 0)).0, 200);
+    let signer = flowc::channels::Signer::new("tracking-test-key");
+    let claims = |kind: Kind, channel: &str, url: Option<&str>| Claims {
+        kind,
+        contact: "tr".into(),
+        flow: "abandoned_cart".into(),
+        message: "cart_reminder".into(),
+        channel: channel.into(),
+        url: url.map(str::to_string),
+    };
+    let (status, _) = daemon.request(
+        "GET",
+        &format!("/t/o/{}", signer.sign(&claims(Kind::Open, "email", None))),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200);
+    let (status, _) = daemon.request(
+        "GET",
+        &format!(
+            "/t/c/{}",
+            signer.sign(&claims(Kind::Click, "email", Some("https://shop.test/x")))
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 302);
+    // A token signed with another key is refused and records nothing.
+    let forged =
+        flowc::channels::Signer::new("other").sign(&claims(Kind::Unsubscribe, "sms", None));
+    assert_eq!(
+        daemon.request("POST", &format!("/u/{forged}"), &[], b"").0,
+        400
+    );
+    let (status, _) = daemon.request(
+        "POST",
+        &format!(
+            "/u/{}",
+            signer.sign(&claims(Kind::Unsubscribe, "sms", None))
+        ),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"List-Unsubscribe=One-Click",
+    );
+    assert_eq!(status, 200);
+    let (_, history) = daemon.admin_get("/v1/events?from=0");
+    let events: Vec<String> = history
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["event"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "cart_abandoned",
+            "email_opened",
+            "email_clicked",
+            "unsubscribed"
+        ],
+        "{history}"
+    );
+    let (_, body) = daemon.admin_get("/v1/contacts/tr");
+    let contact: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(contact["unsubscribed"], json!(["sms"]), "{body}");
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
