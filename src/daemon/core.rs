@@ -10,7 +10,7 @@
 //! (records at their own timestamp, timers with `Input::Timers`, ticks with `Input::Tick`).
 
 use super::metrics::Metrics;
-use super::outbox::{self, DryRun, EntryStatus, OutboxEntry, Workers};
+use super::outbox::{self, EntryStatus, OutboxEntry, Workers};
 use super::Loaded;
 use crate::channels::{Links, RetryPolicy, SendError};
 use crate::compile::FlowId;
@@ -69,6 +69,8 @@ pub enum Command {
     Ingest { records: Vec<Record>, reply: Reply },
     /// A worker finished a send.
     Sent(outbox::Done),
+    /// The dry-run writer appended (or failed to append) a batch.
+    DryRunWritten(Vec<(Instant, OutboxEntry)>, Result<(), String>),
     /// A new project version passed check.
     Reload(Arc<Loaded>),
     /// Finish what is in flight, commit, and stop; answers when done.
@@ -87,7 +89,11 @@ impl Command {
 
 /// How decisions leave the outbox.
 pub enum Dispatch {
-    DryRun(DryRun),
+    DryRun {
+        writer: outbox::DryRunWriter,
+        /// A batch is being written.
+        busy: bool,
+    },
     Send {
         workers: Workers,
         in_flight: HashSet<(String, String)>,
@@ -246,7 +252,7 @@ impl Core {
                 let since = *draining_since.get_or_insert_with(std::time::Instant::now);
                 let in_flight = match &self.dispatch {
                     Dispatch::Send { in_flight, .. } => in_flight.len(),
-                    Dispatch::DryRun(_) => 0,
+                    Dispatch::DryRun { busy, .. } => usize::from(*busy),
                 };
                 if in_flight == 0 || since.elapsed() > Duration::from_secs(10) {
                     let _ = self.store.commit();
@@ -285,7 +291,7 @@ impl Core {
 
     fn can_dispatch(&self) -> bool {
         match &self.dispatch {
-            Dispatch::DryRun(_) => true,
+            Dispatch::DryRun { busy, .. } => !busy,
             Dispatch::Send { workers, in_flight } => in_flight.len() < workers.size,
         }
     }
@@ -333,6 +339,7 @@ impl Core {
                     replies.push((reply, applied));
                 }
                 Command::Sent(done) => self.finished(&engine, done),
+                Command::DryRunWritten(batch, result) => self.written(batch, result),
                 Command::Reload(next) => *reload = Some(next),
                 Command::Shutdown(done) => *shutdown = Some(done),
             }
@@ -519,7 +526,7 @@ impl Core {
             last_error: None,
             provider_id: None,
         };
-        let dry_run = matches!(self.dispatch, Dispatch::DryRun(_));
+        let dry_run = matches!(self.dispatch, Dispatch::DryRun { .. });
         if delivery.status == Status::Skipped && !dry_run {
             entry.status = EntryStatus::Skipped;
             entry.next_try = None;
@@ -541,7 +548,10 @@ impl Core {
     fn dispatch_due(&mut self) {
         let now = wall_now();
         match &mut self.dispatch {
-            Dispatch::DryRun(writer) => {
+            Dispatch::DryRun { writer, busy } => {
+                if *busy {
+                    return;
+                }
                 let mut batch = Vec::new();
                 while let Some((t, _, _)) = self.queue.first() {
                     if *t > now || batch.len() >= MAX_GROUP_EVENTS {
@@ -560,28 +570,8 @@ impl Core {
                         Err(e) => tracing::error!(error = %e, "outbox read"),
                     }
                 }
-                if batch.is_empty() {
-                    return;
-                }
-                let entries: Vec<OutboxEntry> = batch.iter().map(|(_, e)| e.clone()).collect();
-                if let Err(e) = writer.write(&entries) {
-                    tracing::error!(error = %e, "dry-run file");
-                    for (t, entry) in batch {
-                        self.queue.insert((t, entry.contact, entry.key));
-                    }
-                    return;
-                }
-                for (t, mut entry) in batch {
-                    self.metrics.delivery("dry_run", &entry.channel);
-                    entry.status = EntryStatus::DryRun;
-                    entry.next_try = None;
-                    self.store.put_outbox(
-                        &entry.contact,
-                        &entry.key,
-                        &entry.encode(),
-                        Some(t),
-                        None,
-                    );
+                if !batch.is_empty() {
+                    *busy = writer.submit(batch);
                 }
             }
             Dispatch::Send { workers, in_flight } => {
@@ -615,6 +605,27 @@ impl Core {
                     });
                 }
             }
+        }
+    }
+
+    /// Marks entries the dry-run writer appended (or queues them again when it could not).
+    fn written(&mut self, batch: Vec<(Instant, OutboxEntry)>, result: Result<(), String>) {
+        if let Dispatch::DryRun { busy, .. } = &mut self.dispatch {
+            *busy = false;
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %e, "dry-run file; trying again");
+            for (t, entry) in batch {
+                self.queue.insert((t, entry.contact, entry.key));
+            }
+            return;
+        }
+        for (t, mut entry) in batch {
+            self.metrics.delivery("dry_run", &entry.channel);
+            entry.status = EntryStatus::DryRun;
+            entry.next_try = None;
+            self.store
+                .put_outbox(&entry.contact, &entry.key, &entry.encode(), Some(t), None);
         }
     }
 

@@ -237,7 +237,18 @@ fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
     let senders: Arc<RwLock<Arc<dyn crate::channels::Sender>>> =
         Arc::new(RwLock::new(crate::channels::senders_from_config(&config)?));
     let dispatch = match &settings.dry_run {
-        Some(path) => core::Dispatch::DryRun(outbox::DryRun::open(path)?),
+        Some(path) => {
+            let report_tx = core_tx.clone();
+            core::Dispatch::DryRun {
+                writer: outbox::DryRunWriter::start(
+                    outbox::DryRun::open(path)?,
+                    move |batch, result| {
+                        let _ = report_tx.send(core::Command::DryRunWritten(batch, result));
+                    },
+                ),
+                busy: false,
+            }
+        }
         None => {
             let report_tx = core_tx.clone();
             core::Dispatch::Send {

@@ -183,6 +183,40 @@ impl DryRun {
     }
 }
 
+/// The dry-run file on a thread of its own, so that its appends and syncs never hold up a
+/// group commit. One batch at a time: the core hands a batch, the writer reports it written.
+pub struct DryRunWriter {
+    jobs: mpsc::Sender<Vec<(Instant, OutboxEntry)>>,
+}
+
+impl DryRunWriter {
+    /// Starts the writer; `report` gets each batch back with whether it was written.
+    pub fn start(
+        mut file: DryRun,
+        report: impl Fn(Vec<(Instant, OutboxEntry)>, Result<(), String>) + Send + 'static,
+    ) -> DryRunWriter {
+        let (jobs, receiver) = mpsc::channel::<Vec<(Instant, OutboxEntry)>>();
+        let _ = std::thread::Builder::new()
+            .name("flowc-dry-run".into())
+            .spawn(move || {
+                while let Ok(batch) = receiver.recv() {
+                    let entries: Vec<OutboxEntry> = batch.iter().map(|(_, e)| e.clone()).collect();
+                    let result = file.write(&entries);
+                    if result.is_err() {
+                        // A failing disk: do not spin; the core queues the batch again.
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                    report(batch, result);
+                }
+            });
+        DryRunWriter { jobs }
+    }
+
+    pub fn submit(&self, batch: Vec<(Instant, OutboxEntry)>) -> bool {
+        self.jobs.send(batch).is_ok()
+    }
+}
+
 /// One send for a worker.
 pub struct Job {
     pub contact: String,
