@@ -626,7 +626,7 @@ fn kill_9_loses_no_acknowledged_record_and_sends_no_step_twice() {
         | 1;
     let mut rng = Rng(seed);
     let base = now() - 3 * 3600;
-    let contacts = 240;
+    let contacts = 960;
     let batches: Vec<Vec<Value>> = (0..contacts / 8)
         .map(|b| {
             (0..8)
@@ -641,6 +641,7 @@ fn kill_9_loses_no_acknowledged_record_and_sends_no_step_twice() {
     let expected = simulate(project.path(), &all);
     let mut acknowledged: HashSet<usize> = HashSet::new();
     let mut crashes = 0;
+    let mut killed_mid_ingestion = false;
     for round in 0..6 {
         let port = free_port();
         let daemon = Daemon::start_on(project.path(), &store, &dry, &[], port);
@@ -648,14 +649,20 @@ fn kill_9_loses_no_acknowledged_record_and_sends_no_step_twice() {
         let todo: Vec<usize> = (0..batches.len())
             .filter(|b| !acknowledged.contains(b))
             .collect();
+        let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let remaining = todo.len();
         let sent = {
             let batches = batches.clone();
+            let progress = progress.clone();
             std::thread::spawn(move || {
                 let mut acked = Vec::new();
                 for b in todo {
                     let body = json!({ "batch": batches[b] }).to_string();
                     match http(&addr, "POST", "/v1/batch", &[], body.as_bytes()) {
-                        Ok((200, _)) => acked.push(b),
+                        Ok((200, _)) => {
+                            acked.push(b);
+                            progress.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                         _ => break,
                     }
                 }
@@ -663,7 +670,17 @@ fn kill_9_loses_no_acknowledged_record_and_sends_no_step_twice() {
             })
         };
         if round < 5 {
-            std::thread::sleep(Duration::from_millis(20 + rng.below(250)));
+            // Kill while batches are in flight: after a random share of this round's batches
+            // was acknowledged (their timers firing and their decisions being written
+            // meanwhile), plus a random fraction of a millisecond or so.
+            let target =
+                (rng.below(remaining as u64 / 2 + 1) as usize).min(remaining.saturating_sub(1));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while progress.load(std::sync::atomic::Ordering::SeqCst) < target {
+                assert!(Instant::now() < deadline, "seed {seed}: no progress");
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_micros(rng.below(3000)));
             daemon.kill9();
             crashes += 1;
         } else {
@@ -696,6 +713,11 @@ fn kill_9_loses_no_acknowledged_record_and_sends_no_step_twice() {
         }
         // What was acknowledged before the crash must be there after it.
         let acked = sent.join().unwrap();
+        eprintln!(
+            "seed {seed} round {round}: killed after {} of {remaining} batches acknowledged",
+            acked.len()
+        );
+        killed_mid_ingestion |= acked.len() < remaining;
         acknowledged.extend(acked.iter().copied());
         let check = Daemon::start(project.path(), &store, &dry, &[]);
         for b in &acked {
@@ -717,6 +739,10 @@ fn kill_9_loses_no_acknowledged_record_and_sends_no_step_twice() {
         "seed {seed}: a step was written twice"
     );
     assert_eq!(crashes, 5);
+    assert!(
+        killed_mid_ingestion,
+        "seed {seed}: no kill landed while batches were in flight"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
