@@ -828,6 +828,11 @@ fn a_broken_edit_is_refused_and_a_good_one_is_live_within_a_second() {
 type Calls = std::sync::Arc<std::sync::Mutex<Vec<(String, u16)>>>;
 
 fn provider() -> (String, Calls) {
+    provider_answering(false)
+}
+
+/// [`provider`], or one that accepts every call (`always_ok`).
+fn provider_answering(always_ok: bool) -> (String, Calls) {
     use std::io::{BufRead, BufReader};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -856,11 +861,16 @@ fn provider() -> (String, Calls) {
                 }
             }
             let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
+            if key.is_empty() || reader.read_exact(&mut body).is_err() {
+                // A request cut off by a killed daemon: never complete, never answered.
+                continue;
+            }
             let body = String::from_utf8_lossy(&body).to_string();
             let status = {
                 let mut calls = seen.lock().unwrap();
-                let status = if body.contains("+34410") {
+                let status = if always_ok {
+                    200
+                } else if body.contains("+34410") {
                     410
                 } else if body.contains("+34400") {
                     400
@@ -895,17 +905,21 @@ fn the_outbox_retries_transient_failures_and_dead_letters_permanent_ones() {
     let port = free_port();
     let addr_daemon = format!("127.0.0.1:{port}");
     let log = data.path().join("daemon.log");
-    let mut child = Command::new(bin())
-        .arg("run")
-        .arg(project.path())
-        .args(["--listen", &addr_daemon, "--data"])
-        .arg(&store)
-        .env("FLOWC_ADMIN_KEY", "admin-test-key")
-        .env_remove("FLOWC_WRITE_KEY")
-        .env_remove("FLOWC_SMTP_URL")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(bin())
+            .arg("run")
+            .arg(project.path())
+            .args(["--listen", &addr_daemon, "--data"])
+            .arg(&store)
+            .env("FLOWC_ADMIN_KEY", "admin-test-key")
+            .env_remove("FLOWC_WRITE_KEY")
+            .env_remove("FLOWC_SMTP_URL")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !matches!(
@@ -1011,10 +1025,7 @@ fn the_outbox_retries_transient_failures_and_dead_letters_permanent_ones() {
         metrics.contains("flowc_deliveries_total{status=\"failed\",channel=\"sms\"} 1"),
         "{metrics}"
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(child.terminate(), Some(0));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1276,4 +1287,157 @@ fn opens_clicks_and_unsubscribes_go_through_the_ingestion_path() {
     let contact: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(contact["unsubscribed"], json!(["sms"]), "{body}");
     assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+#[test]
+fn kill_9_during_dispatch_sends_each_step_with_one_idempotency_key() {
+    let project = project_copy();
+    let (provider_addr, calls) = provider_answering(true);
+    std::fs::write(
+        project.path().join("flowc.toml"),
+        format!(
+            "[sms]\nwebhook = \"http://{provider_addr}/sms\"\n[defaults]\ntimezone = \"UTC\"\n"
+        ),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let base = now() - 3 * 3600;
+    let records: Vec<Value> = (0..300)
+        .flat_map(|n| contact_records(&format!("d{n:03}"), base + n as i64, n))
+        .collect();
+    let expected_sms = simulate(project.path(), &records)
+        .iter()
+        .filter(|l| l.contains("cart_sms") && l.contains("\"sent\""))
+        .count();
+    assert!(expected_sms > 150);
+    let log = data.path().join("daemon.log");
+    let start = |port: u16| -> KillOnDrop {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = KillOnDrop(
+            Command::new(bin())
+                .arg("run")
+                .arg(project.path())
+                .args(["--listen", &format!("127.0.0.1:{port}"), "--data"])
+                .arg(&store)
+                .env_remove("FLOWC_WRITE_KEY")
+                .env("FLOWC_ADMIN_KEY", "admin-test-key")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file)
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !matches!(
+            http(&format!("127.0.0.1:{port}"), "GET", "/healthz", &[], b""),
+            Ok((200, _))
+        ) {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child
+    };
+    let port = free_port();
+    let mut child = start(port);
+    let body = json!({ "batch": records }).to_string();
+    assert_eq!(
+        http(
+            &format!("127.0.0.1:{port}"),
+            "POST",
+            "/v1/batch",
+            &[],
+            body.as_bytes()
+        )
+        .unwrap()
+        .0,
+        200
+    );
+    // Kill -9 three times while the sends go out.
+    let mut killed_with_sends_left = 0;
+    for _ in 0..3 {
+        let seen = calls.lock().unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while calls.lock().unwrap().len() < seen + 10 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+        let keys: HashSet<String> = calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        if keys.len() < expected_sms {
+            killed_with_sends_left += 1;
+        }
+        child = start(free_port());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let keys: HashSet<String> = calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        if keys.len() >= expected_sms {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {expected_sms} sends\n{}",
+            keys.len(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let all = calls.lock().unwrap().clone();
+    let keys: HashSet<&String> = all.iter().map(|(k, _)| k).collect();
+    // Every sent step reached the provider, each under exactly one idempotency key; a call
+    // repeated after a crash (the documented window) carries the same key.
+    assert_eq!(keys.len(), expected_sms, "one key per step");
+    assert!(
+        all.len() - keys.len() <= 3 * 8,
+        "repeats only for sends in flight at a crash (3 crashes, 8 at a time): {}",
+        all.len() - keys.len()
+    );
+    assert!(
+        killed_with_sends_left >= 1,
+        "no kill landed during dispatch"
+    );
+    assert_eq!(child.terminate(), Some(0));
+}
+
+/// A child process killed when dropped (a failing test leaves no daemon behind).
+struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    /// SIGTERM, and the exit code (panics after 20 s).
+    fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
