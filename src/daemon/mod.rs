@@ -333,17 +333,41 @@ fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
             "flowc run: listening"
         );
         let app = crate::server::router(state, signer);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| format!("server: {e}"))
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        });
+        shutdown_signal().await;
+        let _ = stop_tx.send(());
+        // Requests in flight get their answer; a client that keeps a connection open does
+        // not hold the stop back for more than 10 s.
+        match tokio::time::timeout(std::time::Duration::from_secs(10), server).await {
+            Ok(Ok(result)) => result.map_err(|e| format!("server: {e}")),
+            Ok(Err(e)) => Err(format!("server: {e}")),
+            Err(_) => {
+                tracing::warn!("connections still open 10 s after the signal; stopping anyway");
+                Ok(())
+            }
+        }
     });
     tracing::info!("stopping: no new requests; finishing what is in flight");
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let _ = core_tx.send(core::Command::Shutdown(done_tx));
-    let _ = done_rx.recv_timeout(std::time::Duration::from_secs(20));
+    let core_stopped = done_rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .is_ok();
     drop(core_tx);
-    let _ = core_thread.join();
+    if core_stopped {
+        let _ = core_thread.join();
+    } else {
+        tracing::error!(
+            "the core did not stop within 20 s; exiting (what is committed is durable)"
+        );
+    }
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     tracing::info!("stopped");
     served

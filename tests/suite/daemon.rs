@@ -1441,3 +1441,27 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn sigterm_exits_0_even_with_an_idle_keep_alive_connection_open() {
+    let project = project_copy();
+    let data = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        project.path(),
+        &data.path().join("store"),
+        &data.path().join("dry.jsonl"),
+        &[],
+    );
+    let mut idle = TcpStream::connect(&daemon.addr).unwrap();
+    write!(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let started = Instant::now();
+    assert_eq!(daemon.terminate().code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+}
