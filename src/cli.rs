@@ -60,6 +60,11 @@ pub enum Command {
         after_help = "Examples:\n  flowc graph abandoned_cart\n  flowc graph welcome --format dot | dot -Tsvg > welcome.svg"
     )]
     Graph(GraphArgs),
+    /// Run the durable daemon: HTTP ingestion, timers, outbox, hot reload
+    #[command(
+        after_help = "Examples:\n  flowc run\n  flowc run shop/ --listen 127.0.0.1:8080 --data /var/lib/flowc\n  flowc run --dry-run deliveries.jsonl   # record decisions instead of sending\n  FLOWC_WRITE_KEY=wk_live_1 flowc run --listen 0.0.0.0:8080 --log-format json\n\nSIGTERM or SIGINT drains and exits 0. Exit codes: 0 stopped cleanly, 1 the project has errors, 2 the daemon could not start."
+    )]
+    Run(RunArgs),
     /// Create a working starter project
     #[command(after_help = "Examples:\n  flowc init my-shop && flowc test my-shop")]
     Init(InitArgs),
@@ -145,6 +150,33 @@ pub struct SimulateArgs {
     /// with the `file:line` that decided it (see docs/changes.md)
     #[arg(long, value_name = "CONTACT")]
     pub explain: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The project folder
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// The address to listen on (overrides `[server] listen`)
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The store directory (overrides `[store] path`)
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Send nothing: append each delivery decision to this JSON Lines file
+    #[arg(long)]
+    pub dry_run: Option<PathBuf>,
+    /// Log format on standard error
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event
+    Text,
+    /// One JSON object per line
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -328,6 +360,7 @@ pub fn main() -> ExitCode {
         Command::Build(args) => crate::build::command(&args),
         Command::Test(args) => crate::testing::command(&args),
         Command::Graph(args) => crate::graph::command(&args),
+        Command::Run(args) => crate::daemon::command(&args),
         Command::Init(args) => crate::init::command(&args),
         Command::SendTest(args) => crate::channels::command::send_test(&args),
         Command::Preview(args) => crate::channels::command::preview(&args),

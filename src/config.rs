@@ -38,6 +38,12 @@ pub struct ServerConfig {
     pub admin_key: Option<String>,
     /// Secret for signing tracking and unsubscribe tokens (or FLOWC_SIGNING_KEY).
     pub signing_key: Option<String>,
+    /// `flowc run`: bytes of one request body at most, after gzip decoding (default 4 MiB).
+    pub max_body_bytes: Option<usize>,
+    /// `flowc run`: records of one `/v1/batch` at most (default 10,000).
+    pub max_batch_records: Option<usize>,
+    /// `flowc run`: sends in progress at once (default 8).
+    pub send_concurrency: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +54,9 @@ impl Default for ServerConfig {
             write_keys: Vec::new(),
             admin_key: None,
             signing_key: None,
+            max_body_bytes: None,
+            max_batch_records: None,
+            send_concurrency: None,
         }
     }
 }

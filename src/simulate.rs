@@ -67,17 +67,7 @@ pub fn run(
         sim.store = store;
         return sim;
     };
-    let mut schedules: Vec<(Instant, FlowId)> = Vec::new();
-    for (index, flow) in project.flows.iter().enumerate() {
-        for trigger in &flow.triggers {
-            if let Trigger::Every { every, at, .. } = trigger {
-                schedules.push((
-                    time::first_tick(*every, *at, default_tz, start),
-                    FlowId(index as u16),
-                ));
-            }
-        }
-    }
+    let mut schedules = first_schedule_ticks(project, default_tz, start);
     let progress = (options.progress && records.len() > 200_000 && std::io::stderr().is_terminal())
         .then(|| {
             let bar = indicatif::ProgressBar::new(records.len() as u64);
@@ -177,16 +167,7 @@ pub fn run(
                     store.update_all(|contact, state| {
                         engine.apply(contact, state, Input::Tick(flow), t, &mut out)
                     });
-                    let every =
-                        project.flows[flow.index()]
-                            .triggers
-                            .iter()
-                            .find_map(|tr| match tr {
-                                Trigger::Every { every, .. } => Some(*every),
-                                _ => None,
-                            });
-                    schedules[index].0 =
-                        every.map_or(Instant::MAX, |e| time::next_tick(e, default_tz, t));
+                    schedules[index].0 = next_schedule_tick(project, flow, default_tz, t);
                 }
             }
         }
@@ -214,6 +195,43 @@ pub fn run(
     sim.entries = out.entries;
     sim.store = store;
     sim
+}
+
+/// The `when every` triggers of a project with their first tick, the first one strictly
+/// after `start` (shared by simulate and the daemon, so both tick alike).
+pub fn first_schedule_ticks(
+    project: &CompiledProject,
+    default_tz: Tz,
+    start: Instant,
+) -> Vec<(Instant, FlowId)> {
+    let mut schedules = Vec::new();
+    for (index, flow) in project.flows.iter().enumerate() {
+        for trigger in &flow.triggers {
+            if let Trigger::Every { every, at, .. } = trigger {
+                schedules.push((
+                    time::first_tick(*every, *at, default_tz, start),
+                    FlowId(index as u16),
+                ));
+            }
+        }
+    }
+    schedules
+}
+
+/// The tick after `t` of a `when every` flow (`Instant::MAX` when the flow has none).
+pub fn next_schedule_tick(
+    project: &CompiledProject,
+    flow: FlowId,
+    default_tz: Tz,
+    t: Instant,
+) -> Instant {
+    let every = project.flows.get(flow.index()).and_then(|f| {
+        f.triggers.iter().find_map(|tr| match tr {
+            Trigger::Every { every, .. } => Some(*every),
+            _ => None,
+        })
+    });
+    every.map_or(Instant::MAX, |e| time::next_tick(e, default_tz, t))
 }
 
 /// Parses, validates and runs a JSON Lines text (for `flowc test` and other callers): the

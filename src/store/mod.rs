@@ -1,9 +1,12 @@
 //! Where contact states, the timer queue and the seen `messageId`s live.
 //!
 //! Owns: the [`Store`] interface the drivers (simulate, test, the daemon) use, and
-//! [`MemoryStore`], the in-memory implementation for simulate and tests.
-//! Must not: decide anything about flows (that is the engine). Only this module (and later
-//! its sled implementation) knows how states are kept; nothing here imports sled yet.
+//! [`MemoryStore`], the in-memory implementation for simulate and tests; [`sled::SledStore`],
+//! the durable one of the daemon.
+//! Must not: decide anything about flows (that is the engine). Only this module knows how
+//! states are kept; only `store::sled` imports sled.
+
+pub mod sled;
 
 use crate::engine::time::Instant;
 use crate::engine::{ContactState, FastMap, FastSet};

@@ -1,0 +1,736 @@
+//! The daemon's core: the one thread that writes the store.
+//!
+//! Owns: group commit (a group closes after ~2 ms or [`MAX_GROUP_EVENTS`] records; its writes go
+//! to the store in one atomic batch and are made durable before any request of the group is
+//! acknowledged), the wall-clock timer loop (due timers fire once, in time order; after a
+//! restart every overdue timer fires once), schedule ticks, turning delivery decisions into
+//! outbox entries, the dispatch queue (dry-run file or worker pool, retries with backoff, dead
+//! letters, hard-bounce suppression), and switching to a reloaded project version.
+//! Must not: implement any semantics: it calls `Engine::apply` exactly as `simulate` does
+//! (records at their own timestamp, timers with `Input::Timers`, ticks with `Input::Tick`).
+
+use super::metrics::Metrics;
+use super::outbox::{self, EntryStatus, OutboxEntry, Workers};
+use super::Loaded;
+use crate::channels::{Links, RetryPolicy, SendError};
+use crate::compile::FlowId;
+use crate::engine::time::{self, Instant};
+use crate::engine::{Delivery, Engine, Input, Options, Outcome, Status, TraceKind};
+use crate::events::Record;
+use crate::store::sled::SledStore;
+use crate::store::Store;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Records per group at most: each record writes about five keys (state, timer out and in,
+/// messageId, history, outbox), so a group's batch stays around 1,000 operations. One request
+/// is never split: a larger request is one group of its own.
+pub const MAX_GROUP_EVENTS: usize = 200;
+/// How long a group stays open after its first input.
+const GROUP_WINDOW: Duration = Duration::from_millis(2);
+/// Timer wake-ups handled per group at most.
+const MAX_GROUP_TIMERS: usize = 250;
+/// Contacts visited per group by a schedule tick.
+const TICK_CHUNK: usize = 500;
+
+/// Called with the new project after a reload (senders, the server's view).
+pub type OnReload = Box<dyn FnMut(&Arc<Loaded>) + Send>;
+
+/// The answer to an ingestion: how many records were applied (the others were duplicates).
+pub type IngestResult = Result<usize, String>;
+
+/// Where the answer of an ingestion goes.
+pub enum Reply {
+    Async(tokio::sync::oneshot::Sender<IngestResult>),
+    Blocking(Sender<IngestResult>),
+    None,
+}
+
+impl Reply {
+    fn send(self, result: IngestResult) {
+        match self {
+            Reply::Async(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Blocking(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::None => {}
+        }
+    }
+}
+
+/// What the core is asked to do.
+pub enum Command {
+    /// Apply records (already validated); answer once they are durable.
+    Ingest { records: Vec<Record>, reply: Reply },
+    /// A worker finished a send.
+    Sent(outbox::Done),
+    /// The dry-run writer appended (or failed to append) a batch.
+    DryRunWritten(Vec<(Instant, OutboxEntry)>, Result<(), String>),
+    /// A new project version passed check.
+    Reload(Arc<Loaded>),
+    /// Finish what is in flight, commit, and stop; answers when done.
+    Shutdown(Sender<()>),
+}
+
+impl Command {
+    /// How many inputs the command brings to a group.
+    fn records(&self) -> usize {
+        match self {
+            Command::Ingest { records, .. } => records.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// How decisions leave the outbox.
+pub enum Dispatch {
+    DryRun {
+        writer: outbox::DryRunWriter,
+        /// A batch is being written.
+        busy: bool,
+    },
+    Send {
+        workers: Workers,
+        in_flight: HashSet<(String, String)>,
+    },
+}
+
+/// The core's state.
+pub struct Core {
+    pub store: SledStore,
+    pub loaded: Arc<Loaded>,
+    pub metrics: Arc<Metrics>,
+    pub dispatch: Dispatch,
+    pub links: Links,
+    pub retry: RetryPolicy,
+    /// Outbox entries to try: (due, contact, key).
+    queue: BTreeSet<(Instant, String, String)>,
+    /// `when every` flows: (next tick, flow, contact the current tick has reached).
+    schedules: Vec<(Instant, FlowId, Option<String>)>,
+    /// Called with the new project after a reload (senders, links).
+    pub on_reload: OnReload,
+}
+
+/// The wall clock in whole seconds.
+pub fn wall_now() -> Instant {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Core {
+    pub fn new(
+        store: SledStore,
+        loaded: Arc<Loaded>,
+        metrics: Arc<Metrics>,
+        dispatch: Dispatch,
+        links: Links,
+        retry: RetryPolicy,
+        on_reload: OnReload,
+    ) -> Result<Core, String> {
+        let queue: BTreeSet<_> = store
+            .outbox_queue()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        let mut core = Core {
+            store,
+            loaded,
+            metrics,
+            dispatch,
+            links,
+            retry,
+            queue,
+            schedules: Vec::new(),
+            on_reload,
+        };
+        core.load_schedules()?;
+        core.gauges();
+        Ok(core)
+    }
+
+    /// The `when every` ticks: from the store (so that a tick due while the daemon was down
+    /// fires once after the restart), else the first tick after now.
+    fn load_schedules(&mut self) -> Result<(), String> {
+        let project = &self.loaded.compiled;
+        let tz = self.loaded.config.default_timezone();
+        let first = crate::simulate::first_schedule_ticks(project, tz, wall_now());
+        let mut schedules = Vec::new();
+        for (t, flow) in first {
+            let name = &project.flows[flow.index()].name;
+            let stored = self
+                .store
+                .meta(&format!("tick:{name}"))
+                .map_err(|e| e.to_string())?
+                .and_then(|b| serde_json::from_slice::<(Instant, Option<String>)>(&b).ok());
+            match stored {
+                Some((at, after)) => schedules.push((at, flow, after)),
+                None => {
+                    self.store.put_meta(
+                        &format!("tick:{name}"),
+                        &serde_json::to_vec(&(t, None::<String>)).unwrap_or_default(),
+                    );
+                    schedules.push((t, flow, None));
+                }
+            }
+        }
+        self.schedules = schedules;
+        self.store.commit().map_err(|e| e.to_string())
+    }
+
+    /// Runs until a shutdown command (or until every handle is dropped).
+    pub fn run(mut self, rx: Receiver<Command>) {
+        let mut shutdown: Option<Sender<()>> = None;
+        let mut draining_since: Option<std::time::Instant> = None;
+        loop {
+            let wait = self.wait_time();
+            let mut group = Vec::new();
+            match rx.recv_timeout(wait) {
+                Ok(command) => group.push(command),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    if shutdown.is_none() {
+                        let (tx, _rx) = std::sync::mpsc::channel();
+                        shutdown = Some(tx);
+                    }
+                }
+            }
+            let opened = std::time::Instant::now();
+            let mut records: usize = group.iter().map(Command::records).sum();
+            while !group.is_empty() && records < MAX_GROUP_EVENTS {
+                let left = GROUP_WINDOW.saturating_sub(opened.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left) {
+                    Ok(command) => {
+                        records += command.records();
+                        group.push(command);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut replies = Vec::new();
+            let mut reload = None;
+            self.process(group, &mut replies, &mut reload, &mut shutdown);
+            self.fire_timers();
+            self.tick_schedules();
+            let committed = self.store.commit();
+            self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .commit_latency
+                .observe(Duration::from_micros(self.store.last_commit.micros));
+            match committed {
+                Ok(()) => {
+                    for (reply, n) in replies {
+                        reply.send(Ok(n));
+                    }
+                }
+                Err(e) => {
+                    // What is in memory (the open group, the timer head) no longer matches
+                    // the disk: refuse the group and stop, so that a restart recovers from
+                    // what is durable (crash-only).
+                    tracing::error!(error = %e, "the store could not commit; requests of this group are refused and the daemon stops");
+                    for (reply, _) in replies {
+                        reply.send(Err(e.to_string()));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    std::process::exit(2);
+                }
+            }
+            if let Some(loaded) = reload {
+                self.switch(loaded);
+            }
+            self.dispatch_due();
+            self.gauges();
+            if let Some(done) = &shutdown {
+                let since = *draining_since.get_or_insert_with(std::time::Instant::now);
+                let in_flight = match &self.dispatch {
+                    Dispatch::Send { in_flight, .. } => in_flight.len(),
+                    Dispatch::DryRun { busy, .. } => usize::from(*busy),
+                };
+                if in_flight == 0 || since.elapsed() > Duration::from_secs(10) {
+                    let _ = self.store.commit();
+                    tracing::info!(in_flight, "core stopped");
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// How long to wait for a command: until the next timer, tick or outbox entry is due.
+    fn wait_time(&self) -> Duration {
+        let mut next = Instant::MAX;
+        if let Some((t, _)) = self.store.next_due() {
+            next = next.min(t);
+        }
+        if let Some((t, _, _)) = self.schedules.iter().min_by_key(|s| s.0) {
+            next = next.min(*t);
+        }
+        if let Some((t, _, _)) = self.queue.first() {
+            if self.can_dispatch() {
+                next = next.min(*t);
+            }
+        }
+        let cap = Duration::from_millis(250);
+        if next == Instant::MAX {
+            return cap;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let due = Duration::from_secs(u64::try_from(next.max(0)).unwrap_or(0));
+        due.saturating_sub(now).min(cap)
+    }
+
+    fn can_dispatch(&self) -> bool {
+        match &self.dispatch {
+            Dispatch::DryRun { busy, .. } => !busy,
+            Dispatch::Send { workers, in_flight } => in_flight.len() < workers.size,
+        }
+    }
+
+    fn gauges(&self) {
+        let m = &self.metrics;
+        m.timers_pending
+            .store(self.store.timers_pending() as u64, Ordering::Relaxed);
+        m.outbox_depth
+            .store(self.queue.len() as u64, Ordering::Relaxed);
+        if let Dispatch::Send { in_flight, .. } = &self.dispatch {
+            m.dispatch_in_flight
+                .store(in_flight.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn engine_options(&self) -> Options {
+        Options {
+            trace: false,
+            capture_context: matches!(self.dispatch, Dispatch::Send { .. }),
+        }
+    }
+
+    fn process(
+        &mut self,
+        group: Vec<Command>,
+        replies: &mut Vec<(Reply, usize)>,
+        reload: &mut Option<Arc<Loaded>>,
+        shutdown: &mut Option<Sender<()>>,
+    ) {
+        let loaded = self.loaded.clone();
+        let engine = Engine::new(&loaded.compiled, self.engine_options());
+        for command in group {
+            match command {
+                Command::Ingest { mut records, reply } => {
+                    crate::events::sort_for_replay(&mut records);
+                    let mut applied = 0;
+                    for record in &records {
+                        match self.apply_record(&engine, record) {
+                            Ok(true) => applied += 1,
+                            Ok(false) => {}
+                            Err(e) => tracing::error!(error = %e, "store"),
+                        }
+                    }
+                    replies.push((reply, applied));
+                }
+                Command::Sent(done) => self.finished(&engine, done),
+                Command::DryRunWritten(batch, result) => self.written(batch, result),
+                Command::Reload(next) => *reload = Some(next),
+                Command::Shutdown(done) => *shutdown = Some(done),
+            }
+        }
+    }
+
+    /// Applies one record (unless its messageId was applied before) at its own timestamp, no
+    /// later than the wall clock.
+    fn apply_record(&mut self, engine: &Engine<'_>, record: &Record) -> Result<bool, String> {
+        if let Some(id) = &record.message_id {
+            if !self.store.first_seen(id).map_err(|e| e.to_string())? {
+                self.metrics
+                    .events_duplicate
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(false);
+            }
+        }
+        let now = record.time.min(wall_now());
+        let mut out = Outcome::default();
+        self.store
+            .update(&record.contact, |state| {
+                engine.apply(&record.contact, state, Input::Record(record), now, &mut out)
+            })
+            .map_err(|e| e.to_string())?;
+        self.store.append_history(&super::record_json(record));
+        self.metrics.events_in.fetch_add(1, Ordering::Relaxed);
+        let cause = match &record.message_id {
+            Some(id) => format!("record:{id}"),
+            None => format!(
+                "record:{}:{}:{}:{}",
+                record.time, record.nanos, record.event, record.line
+            ),
+        };
+        self.decided(engine, out, &cause);
+        Ok(true)
+    }
+
+    /// Fires every timer due by the wall clock, earliest first.
+    fn fire_timers(&mut self) {
+        let loaded = self.loaded.clone();
+        let engine = Engine::new(&loaded.compiled, self.engine_options());
+        let now = wall_now();
+        for _ in 0..MAX_GROUP_TIMERS {
+            let Some((due, contact)) = self.store.next_due() else {
+                break;
+            };
+            if due > now {
+                break;
+            }
+            let mut out = Outcome::default();
+            let result = self.store.update(&contact, |state| {
+                engine.apply(&contact, state, Input::Timers, now, &mut out);
+                // A state whose wake did not move past now would come back at once.
+                if state.wake.is_some_and(|w| w <= now) {
+                    state.wake = Some(now + 1);
+                }
+            });
+            if let Err(e) = result {
+                tracing::error!(error = %e, contact, "timer");
+                break;
+            }
+            self.metrics.timers_fired.fetch_add(1, Ordering::Relaxed);
+            self.decided(&engine, out, &format!("timer:{due}"));
+        }
+    }
+
+    /// Runs due schedule ticks, a chunk of contacts per group; the progress is stored with the
+    /// group, so a crash resumes the tick where it stopped.
+    fn tick_schedules(&mut self) {
+        let now = wall_now();
+        let loaded = self.loaded.clone();
+        let engine = Engine::new(&loaded.compiled, self.engine_options());
+        let tz = loaded.config.default_timezone();
+        for index in 0..self.schedules.len() {
+            let (at, flow, after) = self.schedules[index].clone();
+            if at > now {
+                continue;
+            }
+            let mut out = Outcome::default();
+            let result = self
+                .store
+                .update_contacts_after(after.as_deref(), TICK_CHUNK, |c, s| {
+                    engine.apply(c, s, Input::Tick(flow), at, &mut out)
+                });
+            let name = loaded.compiled.flows[flow.index()].name.clone();
+            match result {
+                Ok(Some(last)) => {
+                    self.schedules[index].2 = Some(last);
+                }
+                Ok(None) => {
+                    let next = crate::simulate::next_schedule_tick(&loaded.compiled, flow, tz, at);
+                    self.schedules[index] = (next, flow, None);
+                    tracing::info!(flow = %name, at = %time::format_instant(at), "schedule tick done");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, flow = %name, "schedule tick");
+                    continue;
+                }
+            }
+            let (t, _, after) = &self.schedules[index];
+            self.store.put_meta(
+                &format!("tick:{name}"),
+                &serde_json::to_vec(&(*t, after)).unwrap_or_default(),
+            );
+            self.decided(&engine, out, &format!("tick:{name}:{at}"));
+        }
+    }
+
+    /// Turns the decisions of one input into outbox entries.
+    fn decided(&mut self, engine: &Engine<'_>, out: Outcome, cause: &str) {
+        let project = engine.project;
+        for entry in &out.trace {
+            if entry.kind == TraceKind::Warning {
+                tracing::warn!(contact = %entry.contact, "{}", entry.text);
+            }
+        }
+        let mut seen: Vec<(String, FlowId, crate::compile::MessageId, Instant)> = Vec::new();
+        for delivery in &out.deliveries {
+            let id = (
+                delivery.contact.clone(),
+                delivery.flow,
+                delivery.message,
+                delivery.time,
+            );
+            let rank = seen.iter().filter(|s| **s == id).count();
+            seen.push(id);
+            let entry = self.entry_for(project, delivery, cause, rank);
+            let due = matches!(entry.status, EntryStatus::Pending).then_some(entry.time);
+            self.metrics.delivery(
+                match entry.status {
+                    EntryStatus::Skipped => "skipped",
+                    EntryStatus::Dead => "dead",
+                    _ => "decided",
+                },
+                &entry.channel,
+            );
+            self.store
+                .put_outbox(&entry.contact, &entry.key, &entry.encode(), None, due);
+            if let Some(t) = due {
+                self.queue
+                    .insert((t, entry.contact.clone(), entry.key.clone()));
+            }
+        }
+    }
+
+    fn entry_for(
+        &self,
+        project: &crate::compile::CompiledProject,
+        delivery: &Delivery,
+        cause: &str,
+        rank: usize,
+    ) -> OutboxEntry {
+        let flow = project.flows.get(delivery.flow.index());
+        let flow_name = flow.map_or("", |f| f.name.as_str());
+        let flow_hash = flow.map_or("", |f| f.hash.as_str());
+        let message = project
+            .messages
+            .get(delivery.message.index())
+            .map_or("", |m| m.name.as_str());
+        let key = outbox::idempotency_key(
+            &delivery.contact,
+            flow_name,
+            flow_hash,
+            message,
+            delivery.time,
+            cause,
+            rank,
+        );
+        let mut entry = OutboxEntry {
+            key: key.clone(),
+            contact: delivery.contact.clone(),
+            flow: flow_name.to_string(),
+            flow_hash: flow_hash.to_string(),
+            message: message.to_string(),
+            channel: delivery.channel.keyword().to_string(),
+            time: delivery.time,
+            status: EntryStatus::Pending,
+            reason: delivery.reason.map(|r| r.as_str().to_string()),
+            line: crate::simulate::delivery_line(project, delivery, false),
+            outgoing: None,
+            attempts: 0,
+            first_try: None,
+            next_try: Some(delivery.time),
+            last_error: None,
+            provider_id: None,
+        };
+        let dry_run = matches!(self.dispatch, Dispatch::DryRun { .. });
+        if delivery.status == Status::Skipped && !dry_run {
+            entry.status = EntryStatus::Skipped;
+            entry.next_try = None;
+        } else if !dry_run {
+            match crate::channels::prepare_delivery(project, delivery, &key, Some(&self.links)) {
+                Ok(outgoing) => entry.outgoing = Some(outgoing),
+                Err(e) => {
+                    entry.status = EntryStatus::Dead;
+                    entry.next_try = None;
+                    entry.last_error = Some(e.to_string());
+                    tracing::warn!(contact = %entry.contact, flow = %entry.flow, message = %entry.message, error = %e, "delivery cannot be prepared; dead letter");
+                }
+            }
+        }
+        entry
+    }
+
+    /// Hands due outbox entries to the dry-run file or the workers.
+    fn dispatch_due(&mut self) {
+        let now = wall_now();
+        match &mut self.dispatch {
+            Dispatch::DryRun { writer, busy } => {
+                if *busy {
+                    return;
+                }
+                let mut batch = Vec::new();
+                while let Some((t, _, _)) = self.queue.first() {
+                    if *t > now || batch.len() >= MAX_GROUP_EVENTS {
+                        break;
+                    }
+                    let Some((t, contact, key)) = self.queue.pop_first() else {
+                        break;
+                    };
+                    match self.store.outbox_entry(&contact, &key) {
+                        Ok(Some(bytes)) => {
+                            if let Some(entry) = OutboxEntry::decode(&bytes) {
+                                batch.push((t, entry));
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(error = %e, "outbox read"),
+                    }
+                }
+                if !batch.is_empty() {
+                    *busy = writer.submit(batch);
+                }
+            }
+            Dispatch::Send { workers, in_flight } => {
+                while in_flight.len() < workers.size {
+                    let Some((t, _, _)) = self.queue.first() else {
+                        break;
+                    };
+                    if *t > now {
+                        break;
+                    }
+                    let Some((t, contact, key)) = self.queue.pop_first() else {
+                        break;
+                    };
+                    let entry = match self.store.outbox_entry(&contact, &key) {
+                        Ok(Some(bytes)) => OutboxEntry::decode(&bytes),
+                        Ok(None) => None,
+                        Err(e) => {
+                            tracing::error!(error = %e, "outbox read");
+                            None
+                        }
+                    };
+                    let Some(outgoing) = entry.and_then(|e| e.outgoing) else {
+                        continue;
+                    };
+                    in_flight.insert((contact.clone(), key.clone()));
+                    workers.submit(outbox::Job {
+                        contact,
+                        key,
+                        due: t,
+                        outgoing,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Marks entries the dry-run writer appended (or queues them again when it could not).
+    fn written(&mut self, batch: Vec<(Instant, OutboxEntry)>, result: Result<(), String>) {
+        if let Dispatch::DryRun { busy, .. } = &mut self.dispatch {
+            *busy = false;
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %e, "dry-run file; trying again");
+            for (t, entry) in batch {
+                self.queue.insert((t, entry.contact, entry.key));
+            }
+            return;
+        }
+        for (t, mut entry) in batch {
+            self.metrics.delivery("dry_run", &entry.channel);
+            entry.status = EntryStatus::DryRun;
+            entry.next_try = None;
+            self.store
+                .put_outbox(&entry.contact, &entry.key, &entry.encode(), Some(t), None);
+        }
+    }
+
+    /// Records the outcome of a send: sent, retry later, or dead (a hard bounce also records
+    /// an `unsubscribed` event for the address's channel).
+    fn finished(&mut self, engine: &Engine<'_>, done: outbox::Done) {
+        if let Dispatch::Send { in_flight, .. } = &mut self.dispatch {
+            in_flight.remove(&(done.contact.clone(), done.key.clone()));
+        }
+        let Ok(Some(bytes)) = self.store.outbox_entry(&done.contact, &done.key) else {
+            return;
+        };
+        let Some(mut entry) = OutboxEntry::decode(&bytes) else {
+            return;
+        };
+        let now = wall_now();
+        entry.attempts += 1;
+        let first = *entry.first_try.get_or_insert(now);
+        let mut bounce = None;
+        match done.result {
+            Ok(receipt) => {
+                entry.status = EntryStatus::Sent;
+                entry.next_try = None;
+                entry.provider_id = receipt.provider_id;
+                self.metrics.delivery("sent", &entry.channel);
+            }
+            Err(SendError::Transient(reason)) => {
+                let since = Duration::from_secs(u64::try_from(now - first).unwrap_or(0));
+                match self.retry.next(entry.attempts, since, &entry.key) {
+                    crate::channels::Retry::After(delay) => {
+                        let at = now + i64::try_from(delay.as_secs().max(1)).unwrap_or(60);
+                        entry.status = EntryStatus::Retrying;
+                        entry.next_try = Some(at);
+                        self.metrics.delivery("failed", &entry.channel);
+                        tracing::warn!(contact = %entry.contact, message = %entry.message, attempt = entry.attempts, retry_in_s = delay.as_secs(), error = %reason, "transient send failure");
+                    }
+                    crate::channels::Retry::GiveUp => {
+                        entry.status = EntryStatus::Dead;
+                        entry.next_try = None;
+                        self.metrics.delivery("dead", &entry.channel);
+                        tracing::error!(contact = %entry.contact, message = %entry.message, error = %reason, "gave up; dead letter");
+                    }
+                }
+                entry.last_error = Some(reason);
+            }
+            Err(SendError::Permanent {
+                reason,
+                hard_bounce,
+            }) => {
+                entry.status = EntryStatus::Dead;
+                entry.next_try = None;
+                self.metrics.delivery("dead", &entry.channel);
+                tracing::error!(contact = %entry.contact, message = %entry.message, error = %reason, hard_bounce, "permanent send failure; dead letter");
+                entry.last_error = Some(reason);
+                if hard_bounce {
+                    bounce = entry
+                        .outgoing
+                        .as_ref()
+                        .map(|o| crate::channels::hard_bounce_record(o, now));
+                }
+            }
+        }
+        let next = entry.next_try;
+        self.store.put_outbox(
+            &entry.contact,
+            &entry.key,
+            &entry.encode(),
+            Some(done.due),
+            next,
+        );
+        if let Some(t) = next {
+            self.queue
+                .insert((t, entry.contact.clone(), entry.key.clone()));
+        }
+        if let Some(record) = bounce {
+            if let Err(e) = self.apply_record(engine, &record) {
+                tracing::error!(error = %e, "hard bounce record");
+            }
+        }
+    }
+
+    /// Makes a reloaded version the running one (keeping the old versions of flows that still
+    /// have running instances).
+    fn switch(&mut self, next: Arc<Loaded>) {
+        let old = self.loaded.clone();
+        match super::reload::carry_over(&mut self.store, &old.compiled, &next.compiled) {
+            Ok((merged, n)) => {
+                let kept = merged.flows.len() - next.compiled.flows.len();
+                let next = Arc::new(Loaded {
+                    compiled: merged,
+                    config: next.config.clone(),
+                    hash: next.hash.clone(),
+                    root: next.root.clone(),
+                });
+                (self.on_reload)(&next);
+                self.loaded = next;
+                self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                // New `when every` flows start ticking; removed ones stop.
+                let _ = self.load_schedules();
+                tracing::info!(version = %self.loaded.hash, contacts_migrated = n, old_versions_kept = kept, "new project version live");
+            }
+            Err(e) => {
+                self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "reload failed while carrying states over; the old version keeps running");
+            }
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! `flowc run`: the durable daemon.
+//!
+//! Owns: start-up (configuration with flag and environment overrides, the loopback-only rule
+//! without a write key, opening the store, carrying states over to the running version),
+//! wiring the core thread ([`core`]), the outbox ([`outbox`]), hot reload ([`reload`]), the
+//! metrics ([`metrics`]) and the HTTP server (`crate::server`), and the graceful stop on
+//! SIGTERM/SIGINT (stop taking requests, finish what is in flight, commit, exit 0).
+//! Must not: own semantics (the engine does) or name sled (the store does).
+//!
+//! Exit codes: 0 stopped cleanly; 1 the project has errors; 2 the daemon could not start (bad
+//! flags or configuration, the store cannot be opened, the address cannot be bound).
+
+pub mod core;
+pub mod metrics;
+pub mod outbox;
+pub mod reload;
+pub mod versions;
+
+use crate::cli::{LogFormat, RunArgs, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
+use crate::compile::CompiledProject;
+use crate::config::Config;
+use crate::events::{Record, RecordKind};
+use crate::store::sled::SledStore;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// One loaded project version.
+#[derive(Debug)]
+pub struct Loaded {
+    pub compiled: CompiledProject,
+    pub config: Config,
+    /// SHA-256 of the compiled project's JSON: the version.
+    pub hash: String,
+    pub root: PathBuf,
+}
+
+/// Loads, checks and compiles a project (the path `flowc simulate` uses); the diagnostics as
+/// text when it has errors.
+pub fn load(root: &Path) -> Result<Loaded, String> {
+    let project = crate::project::Project::load(root).map_err(|e| e.to_string())?;
+    let config = Config::load(&project.root).map_err(|e| e.to_string())?;
+    let diagnostics = crate::check::check(&project);
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.severity == crate::diagnostic::Severity::Error)
+        .map(|d| crate::simulate::describe_diagnostic(&project, d))
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+    let compiled = crate::compile::compile(&project, &config).map_err(|diagnostics| {
+        diagnostics
+            .iter()
+            .map(|d| crate::simulate::describe_diagnostic(&project, d))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let hash = {
+        use sha2::Digest;
+        let json = serde_json::to_vec(&compiled).unwrap_or_default();
+        hex::encode(sha2::Sha256::digest(&json))
+    };
+    Ok(Loaded {
+        compiled,
+        config,
+        hash,
+        root: project.root.clone(),
+    })
+}
+
+/// One applied record as a line of the history log (Segment shape).
+pub fn record_json(record: &Record) -> Vec<u8> {
+    let mut object = serde_json::Map::new();
+    let kind = match record.kind {
+        RecordKind::Identify => "identify",
+        RecordKind::Track => "track",
+    };
+    object.insert("type".into(), kind.into());
+    object.insert("userId".into(), record.contact.clone().into());
+    if record.kind == RecordKind::Track {
+        object.insert("event".into(), record.event.clone().into());
+    }
+    let time = chrono::DateTime::from_timestamp(record.time, record.nanos)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default();
+    object.insert("timestamp".into(), time.into());
+    if let Some(id) = &record.message_id {
+        object.insert("messageId".into(), id.clone().into());
+    }
+    if !record.traits.is_empty() {
+        object.insert("traits".into(), record.traits.clone().into());
+    }
+    if !record.properties.is_empty() {
+        object.insert("properties".into(), record.properties.clone().into());
+    }
+    serde_json::to_vec(&object).unwrap_or_default()
+}
+
+/// The resolved settings of one daemon.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub write_keys: Vec<String>,
+    pub admin_key: Option<String>,
+    pub dry_run: Option<PathBuf>,
+    /// Bytes of one request body at most (after gzip decoding too).
+    pub max_body_bytes: usize,
+    /// Records of one batch at most.
+    pub max_batch_records: usize,
+    /// Concurrent sends.
+    pub send_concurrency: usize,
+}
+
+/// Flags over `flowc.toml` over defaults; environment variables over secrets.
+pub fn settings(args: &RunArgs, loaded: &Loaded) -> Result<Settings, String> {
+    let config = &loaded.config;
+    let listen_text = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.server.listen.clone());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        format!("`{listen_text}` is not an address to listen on such as `127.0.0.1:8080`")
+    })?;
+    let data = match &args.data {
+        Some(d) => d.clone(),
+        None => loaded.root.join(&config.store.path),
+    };
+    let write_keys: Vec<String> = match std::env::var("FLOWC_WRITE_KEY") {
+        Ok(v) if !v.trim().is_empty() => v
+            .split(',')
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect(),
+        _ => config.server.write_keys.clone(),
+    };
+    let admin_key = std::env::var("FLOWC_ADMIN_KEY")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| config.server.admin_key.clone());
+    if write_keys.is_empty() && !listen.ip().is_loopback() {
+        return Err(format!(
+            "refusing to listen on `{listen}` without a write key: anyone could send events; set `[server] write_keys` or FLOWC_WRITE_KEY, or listen on 127.0.0.1"
+        ));
+    }
+    Ok(Settings {
+        listen,
+        data,
+        write_keys,
+        admin_key,
+        dry_run: args.dry_run.clone(),
+        max_body_bytes: config.server.max_body_bytes.unwrap_or(4 * 1024 * 1024),
+        max_batch_records: config.server.max_batch_records.unwrap_or(10_000),
+        send_concurrency: config.server.send_concurrency.unwrap_or(8).max(1),
+    })
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+}
+
+/// `flowc run`.
+pub fn command(args: &RunArgs) -> u8 {
+    init_logs(args.log_format);
+    let loaded = match load(&args.project) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(diagnostics = %e, "the project does not check; nothing was started");
+            eprintln!("{e}");
+            return if args.project.exists() {
+                EXIT_ERRORS
+            } else {
+                EXIT_CANNOT_RUN
+            };
+        }
+    };
+    let settings = match settings(args, &loaded) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    match start(loaded, settings) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            EXIT_CANNOT_RUN
+        }
+    }
+}
+
+fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
+    let mut config = loaded.config.clone();
+    config.server.listen = settings.listen.to_string();
+    let mut store = SledStore::open(&settings.data).map_err(|e| e.to_string())?;
+    // States are kept in the ids of the project that wrote them: carry them over, keeping
+    // old flow versions that still have running instances.
+    let mut loaded = loaded;
+    let previous = match store.meta("project").map_err(|e| e.to_string())? {
+        Some(bytes) => match serde_json::from_slice::<CompiledProject>(&bytes) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "the stored project version cannot be read; states are used as they are");
+                None
+            }
+        },
+        None => None,
+    };
+    let previous = previous.unwrap_or_else(|| loaded.compiled.clone());
+    let (merged, n) =
+        reload::carry_over(&mut store, &previous, &loaded.compiled).map_err(|e| e.to_string())?;
+    if n > 0 {
+        tracing::info!(
+            contacts = n,
+            "states carried over to the project's current version"
+        );
+    }
+    loaded.compiled = merged;
+    let loaded = Arc::new(loaded);
+    let key_file = loaded.root.join(".flowc").join("signing.key");
+    let signer = crate::channels::signer_from_config(&config, Some(&key_file))?;
+    let links = crate::channels::Links::from_config(&config, signer.clone());
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (core_tx, core_rx) = std::sync::mpsc::channel::<core::Command>();
+    let senders: Arc<RwLock<Arc<dyn crate::channels::Sender>>> =
+        Arc::new(RwLock::new(crate::channels::senders_from_config(&config)?));
+    let dispatch = match &settings.dry_run {
+        Some(path) => {
+            let report_tx = core_tx.clone();
+            core::Dispatch::DryRun {
+                writer: outbox::DryRunWriter::start(
+                    outbox::DryRun::open(path)?,
+                    move |batch, result| {
+                        let _ = report_tx.send(core::Command::DryRunWritten(batch, result));
+                    },
+                ),
+                busy: false,
+            }
+        }
+        None => {
+            let report_tx = core_tx.clone();
+            core::Dispatch::Send {
+                workers: outbox::Workers::start(
+                    settings.send_concurrency,
+                    senders.clone(),
+                    move |done| {
+                        let _ = report_tx.send(core::Command::Sent(done));
+                    },
+                    metrics.clone(),
+                ),
+                in_flight: Default::default(),
+            }
+        }
+    };
+    let current = Arc::new(RwLock::new(loaded.clone()));
+    let on_reload = {
+        let current = current.clone();
+        let senders = senders.clone();
+        Box::new(move |next: &Arc<Loaded>| {
+            if let Ok(s) = crate::channels::senders_from_config(&next.config) {
+                if let Ok(mut slot) = senders.write() {
+                    *slot = s;
+                }
+            }
+            if let Ok(mut slot) = current.write() {
+                *slot = next.clone();
+            }
+        })
+    };
+    let reader = store.reader();
+    let core = core::Core::new(
+        store,
+        loaded.clone(),
+        metrics.clone(),
+        dispatch,
+        links,
+        crate::channels::RetryPolicy::from_config(&config),
+        on_reload,
+    )?;
+    let core_thread = std::thread::Builder::new()
+        .name("flowc-core".into())
+        .spawn(move || core.run(core_rx))
+        .map_err(|e| format!("cannot start the core: {e}"))?;
+    let _watcher = reload::watch(
+        loaded.root.clone(),
+        loaded.hash.clone(),
+        core_tx.clone(),
+        metrics.clone(),
+    )
+    .map_err(|e| tracing::warn!("{e}; hot reload is off"))
+    .ok();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let state = crate::server::AppState {
+        core: core_tx.clone(),
+        write_keys: Arc::new(settings.write_keys.clone()),
+        admin_key: settings.admin_key.clone().map(Arc::new),
+        reader,
+        metrics: metrics.clone(),
+        current: current.clone(),
+        max_body_bytes: settings.max_body_bytes,
+        max_batch_records: settings.max_batch_records,
+        started: std::time::Instant::now(),
+    };
+    let served = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| format!("cannot listen on `{}`: {e}", settings.listen))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the bound address: {e}"))?;
+        tracing::info!(
+            listen = %local,
+            data = %settings.data.display(),
+            version = %loaded.hash,
+            dry_run = settings.dry_run.as_ref().map(|p| p.display().to_string()),
+            write_keys = settings.write_keys.len(),
+            "flowc run: listening"
+        );
+        let app = crate::server::router(state, signer);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        });
+        shutdown_signal().await;
+        let _ = stop_tx.send(());
+        // Requests in flight get their answer; a client that keeps a connection open does
+        // not hold the stop back for more than 10 s.
+        match tokio::time::timeout(std::time::Duration::from_secs(10), server).await {
+            Ok(Ok(result)) => result.map_err(|e| format!("server: {e}")),
+            Ok(Err(e)) => Err(format!("server: {e}")),
+            Err(_) => {
+                tracing::warn!("connections still open 10 s after the signal; stopping anyway");
+                Ok(())
+            }
+        }
+    });
+    tracing::info!("stopping: no new requests; finishing what is in flight");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let _ = core_tx.send(core::Command::Shutdown(done_tx));
+    let core_stopped = done_rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .is_ok();
+    drop(core_tx);
+    if core_stopped {
+        let _ = core_thread.join();
+    } else {
+        tracing::error!(
+            "the core did not stop within 20 s; exiting (what is committed is durable)"
+        );
+    }
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    tracing::info!("stopped");
+    served
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

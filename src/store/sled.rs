@@ -1,0 +1,715 @@
+//! The durable store of the daemon, on sled 0.34.
+//!
+//! Owns: the on-disk layout (one sled tree, keys prefixed by kind so that one `Batch` covers a
+//! whole group atomically), the encoding of contact states (MessagePack, see below), the
+//! time-ordered timer index and its in-memory head, `messageId` dedupe, the outbox (entries and
+//! their due index), the event history log, small metadata, and real durability (see
+//! [`SledStore::commit`]).
+//! Must not: decide anything about flows or deliveries (the engine and the daemon do), or be
+//! imported around: this is the only module that names sled (docs/architecture.md, invariant 3).
+//!
+//! Layout (one key space; `BE` = big-endian, `wake` = seconds with the sign bit flipped so that
+//! byte order is time order):
+//!
+//! | key | value |
+//! |---|---|
+//! | `c` contact | contact state, MessagePack |
+//! | `t` BE(wake) contact | empty: the timer index |
+//! | `m` messageId | empty: applied message ids |
+//! | `o` contact `\0` idempotency key | outbox entry (the caller's bytes) |
+//! | `q` BE(next try) contact `\0` idempotency key | empty: outbox entries to dispatch |
+//! | `h` BE(sequence) | one applied record, JSON |
+//! | `v` name | metadata (the caller's bytes) |
+//!
+//! Writes of a group are collected in memory (readers of this store see them at once) and go
+//! to disk in one atomic `apply_batch` at [`SledStore::commit`].
+//!
+//! Encoding: contact states hold JSON traits (`serde_json::Value`) and use
+//! `skip_serializing_if`, so a non-self-describing format (postcard, bincode) cannot read them
+//! back; MessagePack (`rmp-serde`, struct fields by name) is the compact self-describing one.
+
+use super::{Store, StoreError};
+use crate::engine::time::Instant;
+use crate::engine::ContactState;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+const CONTACT: u8 = b'c';
+const TIMER: u8 = b't';
+const SEEN: u8 = b'm';
+const OUTBOX: u8 = b'o';
+const OUTBOX_DUE: u8 = b'q';
+const HISTORY: u8 = b'h';
+const META: u8 = b'v';
+
+/// How many timer keys the in-memory head holds after a refill, and when it is refilled.
+const HEAD_FILL: usize = 4096;
+const HEAD_LOW: usize = 256;
+
+/// The durable store. Not `Sync`: one thread (the daemon's core) writes; others read through
+/// [`StoreReader`].
+pub struct SledStore {
+    db: sled::Db,
+    dir: PathBuf,
+    batch: sled::Batch,
+    /// Operations in `batch`.
+    batch_ops: usize,
+    /// States written in this group (what `load` sees before the commit).
+    overlay: HashMap<String, ContactState>,
+    /// Message ids first seen in this group.
+    seen_overlay: std::collections::HashSet<String>,
+    timers: TimerHead,
+    next_history: u64,
+    sync: DirSync,
+    /// What the last commit did (for metrics).
+    pub last_commit: CommitStats,
+}
+
+/// Figures of one commit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitStats {
+    pub operations: usize,
+    pub files_synced: usize,
+    pub micros: u64,
+}
+
+/// The next due timers in memory: every key of the index up to `cursor` (all of them when
+/// `exhausted`). Refills read the index on from `cursor`, never from the start.
+#[derive(Debug, Default)]
+struct TimerHead {
+    head: BTreeSet<(Instant, String)>,
+    cursor: Option<Vec<u8>>,
+    exhausted: bool,
+    /// Keys in the index (on disk or in the open batch).
+    count: usize,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+            .map_err(|e| StoreError(format!("cannot open the store `{}`: {e}", dir.display())))?;
+        let next_history = match db.scan_prefix([HISTORY]).keys().next_back() {
+            Some(Ok(key)) => be_u64(&key[1..]).map_or(0, |n| n + 1),
+            Some(Err(e)) => return Err(err(e)),
+            None => 0,
+        };
+        let count = db.scan_prefix([TIMER]).count();
+        let mut store = SledStore {
+            db,
+            dir: dir.to_path_buf(),
+            batch: sled::Batch::default(),
+            batch_ops: 0,
+            overlay: HashMap::new(),
+            seen_overlay: Default::default(),
+            timers: TimerHead {
+                count,
+                ..TimerHead::default()
+            },
+            next_history,
+            sync: DirSync::default(),
+            last_commit: CommitStats::default(),
+        };
+        store.refill()?;
+        Ok(store)
+    }
+
+    /// A handle for other threads to read what is committed.
+    pub fn reader(&self) -> StoreReader {
+        StoreReader {
+            db: self.db.clone(),
+        }
+    }
+
+    /// Operations waiting for [`SledStore::commit`].
+    pub fn pending_operations(&self) -> usize {
+        self.batch_ops
+    }
+
+    /// Timers in the index.
+    pub fn timers_pending(&self) -> usize {
+        self.timers.count
+    }
+
+    /// Writes the open group in one atomic batch and makes it durable.
+    ///
+    /// What is done, exactly: `Tree::apply_batch` (atomic: after a crash all of the group or
+    /// none of it is there), `Db::flush` (sled writes its log buffers to the `db` file and calls
+    /// `sync_file_range`, which is not a durability barrier: sled issue #1452), then
+    /// `fdatasync` of the `db` file, `fsync` of every other file in the directory that changed
+    /// since the last commit (`conf`, `snap.*`, files under `blobs/`), and `fsync` of the
+    /// directory (and of `blobs/`) when a file appeared or went away. Only then does the caller
+    /// acknowledge anything.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let operations = self.batch_ops;
+        if operations > 0 {
+            let batch = std::mem::take(&mut self.batch);
+            self.db.apply_batch(batch).map_err(err)?;
+            self.batch_ops = 0;
+        }
+        self.overlay.clear();
+        self.seen_overlay.clear();
+        let files_synced = if operations > 0 {
+            self.db.flush().map_err(err)?;
+            self.sync.sync(&self.dir)?
+        } else {
+            0
+        };
+        if self.timers.head.len() < HEAD_LOW && !self.timers.exhausted {
+            self.refill()?;
+        }
+        self.last_commit = CommitStats {
+            operations,
+            files_synced,
+            micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        };
+        Ok(())
+    }
+
+    /// Puts metadata (in the open group).
+    pub fn put_meta(&mut self, name: &str, value: &[u8]) {
+        self.put(key(META, name.as_bytes()), value.to_vec());
+    }
+
+    /// Reads metadata (committed or in the open group is not distinguished: metadata is read at
+    /// start-up).
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(key(META, name.as_bytes()))
+            .map_err(err)?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Appends one applied record to the history log.
+    pub fn append_history(&mut self, json: &[u8]) {
+        let mut k = vec![HISTORY];
+        k.extend_from_slice(&self.next_history.to_be_bytes());
+        self.next_history += 1;
+        self.put(k, json.to_vec());
+    }
+
+    /// Writes an outbox entry; with `due`, queues it for dispatch at that instant (and takes
+    /// it off the dispatch queue at `was_due`).
+    pub fn put_outbox(
+        &mut self,
+        contact: &str,
+        idempotency_key: &str,
+        entry: &[u8],
+        was_due: Option<Instant>,
+        due: Option<Instant>,
+    ) {
+        let id = outbox_id(contact, idempotency_key);
+        if let Some(t) = was_due {
+            self.remove(due_key(t, &id));
+        }
+        if let Some(t) = due {
+            self.put(due_key(t, &id), Vec::new());
+        }
+        self.put(key(OUTBOX, &id), entry.to_vec());
+    }
+
+    /// An outbox entry (committed state).
+    pub fn outbox_entry(
+        &self,
+        contact: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = outbox_id(contact, idempotency_key);
+        Ok(self
+            .db
+            .get(key(OUTBOX, &id))
+            .map_err(err)?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Every queued outbox entry, by due time: (due, contact, idempotency key). Read once at
+    /// start-up; the daemon keeps the queue in memory afterwards.
+    pub fn outbox_queue(&self) -> Result<Vec<(Instant, String, String)>, StoreError> {
+        let mut queue = Vec::new();
+        for item in self.db.scan_prefix([OUTBOX_DUE]) {
+            let (k, _) = item.map_err(err)?;
+            let Some(t) = k.get(1..9).and_then(be_u64).map(from_ordered) else {
+                continue;
+            };
+            let id = &k[9..];
+            if let Some((contact, key)) = split_outbox_id(id) {
+                queue.push((t, contact, key));
+            }
+        }
+        Ok(queue)
+    }
+
+    /// Runs `f` on every contact's state (schedule ticks), in key order, starting after
+    /// `after`; stops after `limit` contacts and returns the last one visited.
+    pub fn update_contacts_after(
+        &mut self,
+        after: Option<&str>,
+        limit: usize,
+        mut f: impl FnMut(&str, &mut ContactState),
+    ) -> Result<Option<String>, StoreError> {
+        let start = match after {
+            Some(a) => {
+                let mut k = key(CONTACT, a.as_bytes());
+                k.push(0);
+                k
+            }
+            None => vec![CONTACT],
+        };
+        let mut names = Vec::new();
+        for item in self.db.range(start..).keys() {
+            let k = item.map_err(err)?;
+            if k.first() != Some(&CONTACT) {
+                break;
+            }
+            names.push(String::from_utf8_lossy(&k[1..]).to_string());
+            if names.len() >= limit {
+                break;
+            }
+        }
+        for name in &names {
+            self.update(name, |state| f(name, state))?;
+        }
+        Ok(names.pop())
+    }
+
+    fn put(&mut self, k: Vec<u8>, v: Vec<u8>) {
+        self.batch.insert(k, v);
+        self.batch_ops += 1;
+    }
+
+    fn remove(&mut self, k: Vec<u8>) {
+        self.batch.remove(k);
+        self.batch_ops += 1;
+    }
+
+    fn committed_state(&self, contact: &str) -> Result<Option<ContactState>, StoreError> {
+        match self.db.get(key(CONTACT, contact.as_bytes())).map_err(err)? {
+            None => Ok(None),
+            Some(bytes) => decode_state(&bytes).map(Some),
+        }
+    }
+
+    fn set_timer(&mut self, contact: &str, old: Option<Instant>, new: Option<Instant>) {
+        if old == new {
+            return;
+        }
+        if let Some(t) = old {
+            self.remove(timer_key(t, contact));
+            self.timers.head.remove(&(t, contact.to_string()));
+            self.timers.count = self.timers.count.saturating_sub(1);
+        }
+        if let Some(t) = new {
+            let k = timer_key(t, contact);
+            let covered =
+                self.timers.exhausted || self.timers.cursor.as_ref().is_some_and(|c| &k <= c);
+            if covered {
+                self.timers.head.insert((t, contact.to_string()));
+            }
+            self.put(k, Vec::new());
+            self.timers.count += 1;
+        }
+    }
+
+    /// Reads the index on from the cursor into the head (committed keys only: called when no
+    /// group is open, at open and after a commit).
+    fn refill(&mut self) -> Result<(), StoreError> {
+        let start = match &self.timers.cursor {
+            Some(c) => {
+                let mut s = c.clone();
+                s.push(0);
+                s
+            }
+            None => vec![TIMER],
+        };
+        let mut read = 0;
+        for item in self.db.range(start..).keys() {
+            let k = item.map_err(err)?;
+            if k.first() != Some(&TIMER) {
+                self.timers.exhausted = true;
+                return Ok(());
+            }
+            if let Some(t) = k.get(1..9).and_then(be_u64).map(from_ordered) {
+                let contact = String::from_utf8_lossy(&k[9..]).to_string();
+                self.timers.head.insert((t, contact));
+            }
+            self.timers.cursor = Some(k.to_vec());
+            read += 1;
+            if read >= HEAD_FILL {
+                return Ok(());
+            }
+        }
+        self.timers.exhausted = true;
+        Ok(())
+    }
+}
+
+impl Store for SledStore {
+    fn load(&mut self, contact: &str) -> Result<Option<ContactState>, StoreError> {
+        if let Some(state) = self.overlay.get(contact) {
+            return Ok(Some(state.clone()));
+        }
+        self.committed_state(contact)
+    }
+
+    fn save(&mut self, contact: &str, state: &ContactState) -> Result<(), StoreError> {
+        let old = self.load(contact)?.and_then(|s| s.wake);
+        self.write_state(contact, old, state)
+    }
+
+    fn update<R>(
+        &mut self,
+        contact: &str,
+        f: impl FnOnce(&mut ContactState) -> R,
+    ) -> Result<R, StoreError> {
+        let mut state = self.load(contact)?.unwrap_or_default();
+        let old = state.wake;
+        let result = f(&mut state);
+        self.write_state(contact, old, &state)?;
+        Ok(result)
+    }
+
+    fn next_due(&self) -> Option<(Instant, String)> {
+        self.timers.head.first().cloned()
+    }
+
+    fn first_seen(&mut self, message_id: &str) -> Result<bool, StoreError> {
+        if self.seen_overlay.contains(message_id) {
+            return Ok(false);
+        }
+        let k = key(SEEN, message_id.as_bytes());
+        if self.db.contains_key(&k).map_err(err)? {
+            return Ok(false);
+        }
+        self.seen_overlay.insert(message_id.to_string());
+        self.put(k, Vec::new());
+        Ok(true)
+    }
+
+    fn contacts(&self) -> Vec<String> {
+        self.db
+            .scan_prefix([CONTACT])
+            .keys()
+            .filter_map(Result::ok)
+            .map(|k| String::from_utf8_lossy(&k[1..]).to_string())
+            .collect()
+    }
+
+    fn any_pending(&self) -> bool {
+        self.timers.count > 0
+    }
+}
+
+impl SledStore {
+    fn write_state(
+        &mut self,
+        contact: &str,
+        old_wake: Option<Instant>,
+        state: &ContactState,
+    ) -> Result<(), StoreError> {
+        let bytes = encode_state(state)?;
+        self.put(key(CONTACT, contact.as_bytes()), bytes);
+        self.set_timer(contact, old_wake, state.wake);
+        self.overlay.insert(contact.to_string(), state.clone());
+        Ok(())
+    }
+}
+
+/// Read access to the committed store from other threads (admin endpoints).
+#[derive(Clone)]
+pub struct StoreReader {
+    db: sled::Db,
+}
+
+impl StoreReader {
+    /// A contact's committed state.
+    pub fn contact(&self, contact: &str) -> Result<Option<ContactState>, StoreError> {
+        match self.db.get(key(CONTACT, contact.as_bytes())).map_err(err)? {
+            None => Ok(None),
+            Some(bytes) => decode_state(&bytes).map(Some),
+        }
+    }
+
+    /// A contact's outbox entries (the caller's bytes), in key order.
+    pub fn outbox_of(&self, contact: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut prefix = key(OUTBOX, contact.as_bytes());
+        prefix.push(0);
+        self.db
+            .scan_prefix(prefix)
+            .values()
+            .map(|v| v.map(|v| v.to_vec()).map_err(err))
+            .collect()
+    }
+
+    /// Every contact state (for `/v1/flows`), decoded one at a time.
+    pub fn each_contact(&self, mut f: impl FnMut(&str, &ContactState)) -> Result<(), StoreError> {
+        for item in self.db.scan_prefix([CONTACT]) {
+            let (k, v) = item.map_err(err)?;
+            let state = decode_state(&v)?;
+            f(&String::from_utf8_lossy(&k[1..]), &state);
+        }
+        Ok(())
+    }
+
+    /// Records of the history log, oldest first, from sequence `from`.
+    pub fn history(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut start = vec![HISTORY];
+        start.extend_from_slice(&from.to_be_bytes());
+        let mut out = Vec::new();
+        for item in self.db.range(start..) {
+            let (k, v) = item.map_err(err)?;
+            if k.first() != Some(&HISTORY) || out.len() >= limit {
+                break;
+            }
+            out.push((be_u64(&k[1..]).unwrap_or(0), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Bytes on disk (sled's own estimate).
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// Encodes a contact state (MessagePack with field names).
+pub fn encode_state(state: &ContactState) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(state).map_err(|e| StoreError(format!("cannot encode a state: {e}")))
+}
+
+/// Decodes a contact state.
+pub fn decode_state(bytes: &[u8]) -> Result<ContactState, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError(format!("cannot decode a state: {e}")))
+}
+
+/// Which files of the sled directory were synced, so that a commit syncs only what changed.
+#[derive(Debug, Default)]
+struct DirSync {
+    db_file: Option<File>,
+    seen: HashMap<PathBuf, (u64, Option<std::time::SystemTime>)>,
+}
+
+impl DirSync {
+    /// `fdatasync` of `db`, `fsync` of changed files, `fsync` of the directories whose listing
+    /// changed. Returns how many files were synced.
+    fn sync(&mut self, dir: &Path) -> Result<usize, StoreError> {
+        let io = |what: &str, e: std::io::Error| StoreError(format!("{what}: {e}"));
+        let mut synced = 0;
+        if self.db_file.is_none() {
+            self.db_file = Some(File::open(dir.join("db")).map_err(|e| io("open db", e))?);
+        }
+        if let Some(f) = &self.db_file {
+            f.sync_data().map_err(|e| io("fdatasync db", e))?;
+            synced += 1;
+        }
+        let mut now: HashMap<PathBuf, (u64, Option<std::time::SystemTime>)> = HashMap::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        let mut listing_changed = Vec::new();
+        while let Some(d) = dirs.pop() {
+            let entries = std::fs::read_dir(&d).map_err(|e| io("list the store", e))?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.file_name().is_some_and(|n| n == "db") {
+                    continue;
+                }
+                let stamp = (meta.len(), meta.modified().ok());
+                if self.seen.get(&path) != Some(&stamp) {
+                    if !self.seen.contains_key(&path) {
+                        listing_changed.push(d.clone());
+                    }
+                    File::open(&path)
+                        .and_then(|f| f.sync_all())
+                        .map_err(|e| io("fsync", e))?;
+                    synced += 1;
+                }
+                now.insert(path, stamp);
+            }
+        }
+        if self.seen.keys().any(|k| !now.contains_key(k)) {
+            listing_changed.push(dir.to_path_buf());
+        }
+        if !listing_changed.is_empty() || self.seen.is_empty() {
+            listing_changed.push(dir.to_path_buf());
+            listing_changed.sort();
+            listing_changed.dedup();
+            for d in listing_changed {
+                File::open(&d)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| io("fsync the directory", e))?;
+                synced += 1;
+            }
+        }
+        self.seen = now;
+        Ok(synced)
+    }
+}
+
+fn err(e: sled::Error) -> StoreError {
+    StoreError(format!("sled: {e}"))
+}
+
+fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(rest.len() + 1);
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn ordered(t: Instant) -> u64 {
+    (t as u64) ^ (1 << 63)
+}
+
+fn from_ordered(v: u64) -> Instant {
+    (v ^ (1 << 63)) as i64
+}
+
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    let eight: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(eight))
+}
+
+fn timer_key(t: Instant, contact: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + contact.len());
+    k.push(TIMER);
+    k.extend_from_slice(&ordered(t).to_be_bytes());
+    k.extend_from_slice(contact.as_bytes());
+    k
+}
+
+fn outbox_id(contact: &str, idempotency_key: &str) -> Vec<u8> {
+    let mut id = contact.as_bytes().to_vec();
+    id.push(0);
+    id.extend_from_slice(idempotency_key.as_bytes());
+    id
+}
+
+fn split_outbox_id(id: &[u8]) -> Option<(String, String)> {
+    let at = id.iter().position(|b| *b == 0)?;
+    Some((
+        String::from_utf8_lossy(&id[..at]).to_string(),
+        String::from_utf8_lossy(&id[at + 1..]).to_string(),
+    ))
+}
+
+fn due_key(t: Instant, id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + id.len());
+    k.push(OUTBOX_DUE);
+    k.extend_from_slice(&ordered(t).to_be_bytes());
+    k.extend_from_slice(id);
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(wake: Option<Instant>) -> ContactState {
+        ContactState {
+            wake,
+            ..ContactState::default()
+        }
+    }
+
+    #[test]
+    fn states_timers_and_dedupe_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = SledStore::open(dir.path()).unwrap();
+            let mut s = state(Some(200));
+            s.traits.insert("email".into(), serde_json::json!("a@x"));
+            store.save("a", &s).unwrap();
+            store.save("b", &state(Some(100))).unwrap();
+            assert!(store.first_seen("m1").unwrap());
+            assert!(!store.first_seen("m1").unwrap());
+            assert_eq!(store.next_due(), Some((100, "b".to_string())));
+            store.commit().unwrap();
+            store.save("b", &state(None)).unwrap();
+            store.commit().unwrap();
+        }
+        let mut store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.next_due(), Some((200, "a".to_string())));
+        assert_eq!(store.timers_pending(), 1);
+        assert!(!store.first_seen("m1").unwrap());
+        let a = store.load("a").unwrap().unwrap();
+        assert_eq!(a.traits["email"], "a@x");
+        assert_eq!(store.contacts(), vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn the_head_is_read_on_from_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SledStore::open(dir.path()).unwrap();
+        let n = HEAD_FILL + 500;
+        for i in 0..n {
+            store
+                .save(&format!("c{i:05}"), &state(Some(1000 + i as i64)))
+                .unwrap();
+        }
+        store.commit().unwrap();
+        drop(store);
+        let mut store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.timers.head.len(), HEAD_FILL);
+        // A timer later than the cursor is not in the head yet, an earlier one is.
+        store.save("late", &state(Some(1_000_000))).unwrap();
+        store.save("early", &state(Some(5))).unwrap();
+        store.commit().unwrap();
+        let mut fired = Vec::new();
+        loop {
+            for _ in 0..100 {
+                let Some((t, c)) = store.next_due() else {
+                    break;
+                };
+                fired.push(t);
+                store.save(&c, &state(None)).unwrap();
+            }
+            store.commit().unwrap();
+            if store.next_due().is_none() {
+                break;
+            }
+        }
+        assert_eq!(fired.len(), n + 2);
+        assert!(fired.windows(2).all(|w| w[0] <= w[1]), "in time order");
+        assert_eq!(fired[0], 5);
+        assert_eq!(fired[n + 1], 1_000_000);
+    }
+
+    #[test]
+    fn outbox_entries_and_their_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SledStore::open(dir.path()).unwrap();
+        store.put_outbox("c1", "k1", b"one", None, Some(50));
+        store.put_outbox("c1", "k2", b"two", None, Some(40));
+        store.commit().unwrap();
+        store.put_outbox("c1", "k2", b"done", Some(40), None);
+        store.commit().unwrap();
+        assert_eq!(
+            store.outbox_queue().unwrap(),
+            vec![(50, "c1".to_string(), "k1".to_string())]
+        );
+        let reader = store.reader();
+        assert_eq!(
+            reader.outbox_of("c1").unwrap(),
+            vec![b"one".to_vec(), b"done".to_vec()]
+        );
+        store.append_history(b"{}");
+        store.append_history(b"{\"a\":1}");
+        store.commit().unwrap();
+        assert_eq!(
+            reader.history(1, 10).unwrap(),
+            vec![(1, b"{\"a\":1}".to_vec())]
+        );
+    }
+}
