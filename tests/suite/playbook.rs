@@ -453,3 +453,215 @@ fn the_playbook_diagrams_are_what_flowc_graph_draws() {
         );
     }
 }
+
+// ---------------------------------------------------------------- every exit fires
+
+/// A way out of a template (or a consent rule at its door), as the trace shows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Exit {
+    /// `exit on EVENT [where ...]`: `exited: exit on `EVENT``.
+    On(String),
+    /// `exit if EXPR`: `exited: exit if is true before the step at ...`.
+    If,
+    /// `only if EXPR`: `not_entered: ... `only if` is false`.
+    OnlyIf,
+    /// `stop` at `stdlib/FILE.flow:LINE`: `completed: stop (stdlib/FILE.flow:LINE)`.
+    Stop(String),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::On(event) => write!(f, "exit on {event}"),
+            Exit::If => write!(f, "exit if"),
+            Exit::OnlyIf => write!(f, "only if"),
+            Exit::Stop(at) => write!(f, "stop at {at}"),
+        }
+    }
+}
+
+/// Every template of the stdlib with its exits, stops and `only if`, read from the sources.
+fn template_exits() -> Vec<(String, Vec<Exit>)> {
+    let mut templates = Vec::new();
+    for (module, source) in flowc::stdlib::MODULES {
+        let mut current: Option<(String, Vec<Exit>)> = None;
+        for (index, line) in source.lines().enumerate() {
+            if let Some(rest) = line.strip_prefix("flow template ") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                current = Some((name, Vec::new()));
+                continue;
+            }
+            let Some((_, exits)) = current.as_mut() else {
+                continue;
+            };
+            let statement = line.split('#').next().unwrap_or("").trim();
+            if let Some(rest) = statement.strip_prefix("exit on ") {
+                let event = rest.split_whitespace().next().unwrap_or("").to_string();
+                exits.push(Exit::On(event));
+            } else if statement.starts_with("exit if ") {
+                exits.push(Exit::If);
+            } else if statement.starts_with("only if ") {
+                exits.push(Exit::OnlyIf);
+            } else if statement == "stop" || statement.starts_with("stop ") {
+                exits.push(Exit::Stop(format!("stdlib/{module}.flow:{}", index + 1)));
+            }
+            if line == "}" {
+                templates.push(current.take().expect("a template"));
+            }
+        }
+    }
+    templates.sort();
+    templates
+}
+
+/// `flow NAME = TEMPLATE(` of the project's own `.flow` files: flow name to template name.
+fn instantiations(project: &Path) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in walkdir::WalkDir::new(project)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "flow"))
+    {
+        let text = std::fs::read_to_string(entry.path()).expect("read");
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("flow ") else {
+                continue;
+            };
+            let Some((flow, rhs)) = rest.split_once(" = ") else {
+                continue;
+            };
+            let Some((template, _)) = rhs.split_once('(') else {
+                continue;
+            };
+            found.push((flow.trim().to_string(), template.trim().to_string()));
+        }
+    }
+    found
+}
+
+/// What the trace line of one flow says about how an instance ended or was kept out.
+fn exit_of(rest: &str) -> Option<Exit> {
+    if let Some(after) = rest.strip_prefix("exited: exit on `") {
+        return Some(Exit::On(after.split('`').next()?.to_string()));
+    }
+    if rest.starts_with("exited: exit if ") {
+        return Some(Exit::If);
+    }
+    if rest.starts_with("not_entered: ") && rest.contains("`only if` is false") {
+        return Some(Exit::OnlyIf);
+    }
+    if let Some(after) = rest.strip_prefix("completed: stop (") {
+        return Some(Exit::Stop(after.trim_end_matches(')').to_string()));
+    }
+    None
+}
+
+/// Runs every case of every flow-test project (tests/playbook/* and the example shop) with the
+/// trace on, and returns, for each stdlib template, the exits seen firing, each with the case
+/// where it fired first.
+fn exits_seen_firing() -> std::collections::BTreeMap<(String, Exit), String> {
+    let mut seen = std::collections::BTreeMap::new();
+    let mut projects = playbook_projects();
+    projects.push(repo("flows"));
+    for project in projects {
+        let templates: std::collections::HashMap<String, String> =
+            instantiations(&project).into_iter().collect();
+        let loaded = flowc::project::Project::load(&project).expect("load project");
+        let config = flowc::config::Config::load(&loaded.root).expect("flowc.toml");
+        let compiled = flowc::compile::compile(&loaded, &config).expect("compiles");
+        for (shown, path) in flowc::testing::find_test_files(&project) {
+            let text = std::fs::read_to_string(&path).expect("read");
+            let cases = flowc::flowtest::parse(&text).expect("a well-formed .flowtest");
+            for case in &cases {
+                let result = flowc::testing::run_case(&compiled, case, true);
+                for line in &result.trace {
+                    // TIME CONTACT FLOW REST
+                    let mut parts = line.splitn(4, ' ');
+                    let (Some(_), Some(_), Some(flow), Some(rest)) =
+                        (parts.next(), parts.next(), parts.next(), parts.next())
+                    else {
+                        continue;
+                    };
+                    let (Some(template), Some(exit)) = (templates.get(flow), exit_of(rest)) else {
+                        continue;
+                    };
+                    seen.entry((template.clone(), exit)).or_insert_with(|| {
+                        format!(
+                            "{}/{}:{} \"{}\"",
+                            project.file_name().unwrap().to_string_lossy(),
+                            shown.display(),
+                            case.line,
+                            case.name
+                        )
+                    });
+                }
+            }
+        }
+    }
+    seen
+}
+
+/// The acceptance rule of the playbook: for every stdlib template, each `exit on`, `exit if`,
+/// `stop` and `only if` is seen firing (in the trace) in at least one flow test, of the
+/// template's own test project under tests/playbook/ or of the example shop.
+#[test]
+fn every_exit_stop_and_consent_rule_of_every_template_fires_in_a_flow_test() {
+    let templates = template_exits();
+    assert!(templates.len() >= 18, "only {} templates", templates.len());
+    let seen = exits_seen_firing();
+    let mut never = Vec::new();
+    let mut checked = 0;
+    for (template, exits) in &templates {
+        for exit in exits {
+            checked += 1;
+            if !seen.contains_key(&(template.clone(), exit.clone())) {
+                never.push(format!("{template}: {exit}"));
+            }
+        }
+    }
+    assert!(checked >= 35, "only {checked} exits found in the stdlib");
+    assert!(
+        never.is_empty(),
+        "never seen firing in a flow test: {never:#?}"
+    );
+}
+
+/// The reader of the templates finds them all (a template with neither exit nor stop would be
+/// listed with none, which is fine; one whose exits are missed would not).
+#[test]
+fn the_exit_reader_sees_what_the_stdlib_declares() {
+    let templates = template_exits();
+    let cart = &templates
+        .iter()
+        .find(|(name, _)| name == "abandoned_cart")
+        .expect("abandoned_cart")
+        .1;
+    assert_eq!(
+        cart,
+        &vec![
+            Exit::On("order_completed".to_string()),
+            Exit::OnlyIf,
+            Exit::If
+        ]
+    );
+    let welcome = &templates
+        .iter()
+        .find(|(name, _)| name == "double_opt_in")
+        .expect("double_opt_in")
+        .1;
+    assert_eq!(
+        welcome,
+        &vec![
+            Exit::On("unsubscribed".to_string()),
+            Exit::Stop("stdlib/welcome.flow:44".to_string())
+        ]
+    );
+    let declared = read_all(&repo("stdlib"), "flow")
+        .lines()
+        .filter(|l| l.starts_with("flow template "))
+        .count();
+    assert_eq!(templates.len(), declared);
+}
