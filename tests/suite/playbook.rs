@@ -665,3 +665,95 @@ fn the_exit_reader_sees_what_the_stdlib_declares() {
         .count();
     assert_eq!(templates.len(), declared);
 }
+
+/// The stdlib segment a trace expression is, if it is exactly one: `NAME` or `NAME(ARGS)`.
+fn segment_of<'a>(expression: &str, segments: &'a [String]) -> Option<&'a String> {
+    segments.iter().find(|name| {
+        expression == name.as_str()
+            || expression
+                .strip_prefix(name.as_str())
+                .and_then(|rest| rest.strip_prefix('('))
+                .is_some_and(|args| args.ends_with(')') && !args.contains(" and "))
+    })
+}
+
+/// Every stdlib segment is seen in a flow-test trace holding for a contact (a probe's `if`
+/// taken, the segment entered, a schedule entering its members) and, unless it is only ever a
+/// schedule's audience (whose non-members the trace does not list), not holding (an `if` not
+/// taken, the segment left).
+#[test]
+fn every_stdlib_segment_is_seen_true_and_false_in_a_flow_test() {
+    let segments: Vec<String> = flowc::stdlib::MODULES
+        .iter()
+        .flat_map(|(_, source)| declarations(source))
+        .filter(|(kind, _)| *kind == "segment")
+        .map(|(_, name)| name)
+        .collect();
+    // Longest first, so that `engaged_email(...)` is not read as `engaged`.
+    let mut by_length = segments.clone();
+    by_length.sort_by_key(|name| std::cmp::Reverse(name.len()));
+    let mut member = BTreeSet::new();
+    let mut not_member = BTreeSet::new();
+    let mut projects = playbook_projects();
+    projects.push(repo("flows"));
+    for project in projects {
+        let loaded = flowc::project::Project::load(&project).expect("load project");
+        let config = flowc::config::Config::load(&loaded.root).expect("flowc.toml");
+        let compiled = flowc::compile::compile(&loaded, &config).expect("compiles");
+        for (_, path) in flowc::testing::find_test_files(&project) {
+            let text = std::fs::read_to_string(&path).expect("read");
+            for case in &flowc::flowtest::parse(&text).expect("a well-formed .flowtest") {
+                for line in flowc::testing::run_case(&compiled, case, true).trace {
+                    let quoted = |marker: &str| {
+                        line.split_once(marker)
+                            .and_then(|(_, rest)| rest.split_once('`'))
+                            .map(|(expression, after)| (expression.to_string(), after.to_string()))
+                    };
+                    if let Some((expression, after)) = quoted("branch: `") {
+                        if let Some(name) = segment_of(&expression, &by_length) {
+                            if after.starts_with(" is true") {
+                                member.insert(name.clone());
+                            } else if after.starts_with(" is false") {
+                                not_member.insert(name.clone());
+                            }
+                        }
+                    }
+                    for (marker, holds) in [
+                        ("entered segment `", true),
+                        ("schedule for `", true),
+                        ("left segment `", false),
+                    ] {
+                        if let Some((expression, _)) = quoted(marker) {
+                            if let Some(name) = segment_of(&expression, &by_length) {
+                                if holds {
+                                    member.insert(name.clone());
+                                } else {
+                                    not_member.insert(name.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let stdlib = read_all(&repo("stdlib"), "flow");
+    let schedule_only = |name: &str| {
+        stdlib.contains(&format!(" for {name}"))
+            && !stdlib.contains(&format!("when entering {name}"))
+    };
+    let never_member: Vec<&String> = segments.iter().filter(|s| !member.contains(*s)).collect();
+    let never_out: Vec<&String> = segments
+        .iter()
+        .filter(|s| !not_member.contains(*s) && !schedule_only(s))
+        .collect();
+    assert!(segments.len() >= 15, "only {} segments", segments.len());
+    assert!(
+        never_member.is_empty(),
+        "never seen holding in a flow test: {never_member:?}"
+    );
+    assert!(
+        never_out.is_empty(),
+        "never seen not holding in a flow test: {never_out:?}"
+    );
+}
