@@ -757,3 +757,45 @@ fn every_stdlib_segment_is_seen_true_and_false_in_a_flow_test() {
         "never seen not holding in a flow test: {never_out:?}"
     );
 }
+
+/// docs/playbook.md names every stdlib segment, and every `.flow` example in it parses.
+#[test]
+fn the_playbook_documents_every_segment_and_its_examples_parse() {
+    let text = std::fs::read_to_string(repo("docs/playbook.md")).expect("docs/playbook.md");
+    for (module, source) in flowc::stdlib::MODULES {
+        for (kind, name) in declarations(source) {
+            assert!(
+                text.contains(&format!("`{name}")),
+                "docs/playbook.md does not mention the {kind} `{name}` of stdlib/{module}"
+            );
+        }
+    }
+    let mut examples = 0;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line != "```" && line != "```flow" {
+            if line.starts_with("```") {
+                // Another language (mermaid, sh, toml): skip to its end.
+                for inner in lines.by_ref() {
+                    if inner == "```" {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+        let block = block.join("\n") + "\n";
+        if !(block.contains("flow ") || block.contains("segment ") || block.contains("use ")) {
+            continue;
+        }
+        examples += 1;
+        if let Err(e) = flowc::syntax::parse(&block) {
+            panic!("a docs/playbook.md example does not parse: {e:?}\n{block}");
+        }
+    }
+    assert!(
+        examples >= 15,
+        "only {examples} examples in docs/playbook.md"
+    );
+}
