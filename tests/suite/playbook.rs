@@ -799,3 +799,72 @@ fn the_playbook_documents_every_segment_and_its_examples_parse() {
         "only {examples} examples in docs/playbook.md"
     );
 }
+
+/// The shop's custom abandoned cart shows the cart of the event: each item's name, image,
+/// price, quantity and line total, the cart's total and its link; a cart without items gets
+/// the link-only message.
+#[test]
+fn the_shop_cart_email_shows_the_items_of_the_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = dir.path().join("cart.jsonl");
+    std::fs::write(
+        &events,
+        [
+            r#"{"type":"identify","userId":"c1","timestamp":"2026-03-01T09:00:00Z","traits":{"email":"ana@example.com","first_name":"Ana","consent":{"email":true}}}"#,
+            r#"{"type":"track","userId":"c1","event":"Cart Abandoned","timestamp":"2026-03-01T10:00:00Z","properties":{"cart_url":"https://brisacoffee.example/cart/c1","total":31.5,"items":[{"name":"Ethiopia Guji 250 g","image_url":"https://cdn.example/guji.jpg","price":12.5,"quantity":2},{"name":"Paper filters","image_url":"https://cdn.example/filters.jpg","price":6.5,"quantity":1}]}}"#,
+            r#"{"type":"identify","userId":"c2","timestamp":"2026-03-01T09:00:00Z","traits":{"email":"bo@example.com","consent":{"email":true}}}"#,
+            r#"{"type":"track","userId":"c2","event":"Cart Abandoned","timestamp":"2026-03-01T10:00:00Z","properties":{"cart_url":"https://brisacoffee.example/cart/c2","total":9.0}}"#,
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .expect("write");
+    let (code, stdout, stderr) = flowc(&[
+        "simulate",
+        path_str(&repo("flows")),
+        "--events",
+        path_str(&events),
+        "--until",
+        "2026-03-01T12:00:00Z",
+        "--render",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let first: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let find = |contact: &str| {
+        first
+            .iter()
+            .find(|d| d["contact"] == contact && d["time"] == "2026-03-01T11:00:00Z")
+            .unwrap_or_else(|| panic!("no reminder at 11:00 for {contact}: {stdout}"))
+    };
+    let items = find("c1");
+    assert_eq!(items["message"], "cart_items_email", "{items}");
+    let body = items["rendered"]["body"].as_str().expect("a rendered body");
+    for shown in [
+        "Ethiopia Guji 250 g",
+        "https://cdn.example/guji.jpg",
+        "Quantity: 2",
+        "12.50",
+        "25.00",
+        "Paper filters",
+        "https://cdn.example/filters.jpg",
+        "Quantity: 1",
+        "6.50",
+        "31.50",
+        "https://brisacoffee.example/cart/c1",
+    ] {
+        assert!(
+            body.contains(shown),
+            "`{shown}` is not in the email:\n{body}"
+        );
+    }
+    let link = find("c2");
+    assert_eq!(link["message"], "cart_link_email", "{link}");
+    let body = link["rendered"]["body"].as_str().expect("a rendered body");
+    assert!(
+        body.contains("https://brisacoffee.example/cart/c2"),
+        "{body}"
+    );
+}
