@@ -868,3 +868,16 @@ fn the_shop_cart_email_shows_the_items_of_the_event() {
         "{body}"
     );
 }
+
+/// The stdlib, the example shop and the stdlib's test projects are in the canonical layout.
+#[test]
+fn the_playbook_flows_are_in_the_canonical_layout() {
+    let (code, stdout, stderr) = flowc(&[
+        "fmt",
+        "--check",
+        path_str(&repo("stdlib")),
+        path_str(&repo("flows")),
+        path_str(&repo("tests/playbook")),
+    ]);
+    assert_eq!(code, 0, "run `flowc fmt` on them:\n{stdout}{stderr}");
+}
