@@ -169,11 +169,10 @@ impl Project {
             for (from, use_) in uses {
                 let name = &use_.module.name;
                 let stdlib_path = PathBuf::from(format!("stdlib/{name}.flow"));
-                if self
-                    .units
-                    .iter()
-                    .any(|u| u.origin == Origin::Stdlib && u.path == stdlib_path)
-                {
+                if self.units.iter().any(|u| {
+                    (u.origin == Origin::Stdlib && u.path == stdlib_path)
+                        || self.is_stdlib_source(u, name)
+                }) {
                     continue;
                 }
                 match stdlib::module(name) {
@@ -197,6 +196,22 @@ impl Project {
             }
             index += 1;
         }
+    }
+
+    /// Whether a project file is the source of stdlib module `name` itself: `NAME.flow` in a
+    /// folder called `stdlib` (checking flowc's own `stdlib/` folder, or a project that keeps a
+    /// copy of it). Its declarations then serve `use stdlib/NAME`, instead of being declared a
+    /// second time by the embedded copy.
+    fn is_stdlib_source(&self, unit: &SourceUnit, name: &str) -> bool {
+        if unit.origin != Origin::Project
+            || unit.path.file_stem().and_then(|s| s.to_str()) != Some(name)
+        {
+            return false;
+        }
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        let file = root.join(&unit.path);
+        let parent = file.parent().and_then(|p| p.file_name());
+        parent.is_some_and(|p| p == "stdlib")
     }
 
     /// The text of a unit by its display path.

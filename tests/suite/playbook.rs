@@ -173,6 +173,13 @@ fn every_stdlib_module_checks_clean() {
     }
 }
 
+/// Regression: `flowc check stdlib` reported every module that another one `use`s as declared
+/// twice (the folder's own file and the embedded copy); the folder's file now serves the `use`.
+#[test]
+fn the_stdlib_folder_checks_clean_as_one_project() {
+    assert_checks_clean(&repo("stdlib"));
+}
+
 #[test]
 fn every_stdlib_test_project_passes() {
     let mut total = 0;
