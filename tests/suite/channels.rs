@@ -115,14 +115,14 @@ fn python() -> &'static Path {
 }
 
 /// A running tests/channels/smtp_sink.py.
-struct SmtpSink {
+pub(super) struct SmtpSink {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
 }
 
 impl SmtpSink {
-    fn start(replies: &[&str], auth: Option<&str>) -> SmtpSink {
+    pub(super) fn start(replies: &[&str], auth: Option<&str>) -> SmtpSink {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new(python());
         command
@@ -150,12 +150,12 @@ impl SmtpSink {
         SmtpSink { child, port, dir }
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
     /// Every message received so far, in order: (envelope, raw message).
-    fn received(&self) -> Vec<(Value, Vec<u8>)> {
+    pub(super) fn received(&self) -> Vec<(Value, Vec<u8>)> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -197,7 +197,7 @@ fn email_sender(smtp_url: &str) -> EmailSender {
 }
 
 /// A header's raw value, unfolded.
-fn header(message: &mail_parser::Message<'_>, name: &str) -> Option<String> {
+pub(super) fn header(message: &mail_parser::Message<'_>, name: &str) -> Option<String> {
     message.header_raw(name).map(|raw| {
         raw.replace("\r\n", "")
             .replace('\n', "")

@@ -1465,3 +1465,205 @@ fn sigterm_exits_0_even_with_an_idle_keep_alive_connection_open() {
         started.elapsed()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real email: the daemon's outbox through a real SMTP server (tests/channels/smtp_sink.py).
+
+/// The whole path of an email in production: records in over HTTP, the cart flow's timer, the
+/// outbox, lettre, a real SMTP server; what the server received parsed with a MIME parser;
+/// the click link of the received mail followed back into the daemon; and a 550 for one
+/// address (a hard bounce) dead-letters the send and suppresses the address.
+#[test]
+fn email_goes_out_over_real_smtp_with_tracking_and_a_550_suppresses_the_address() {
+    use super::channels::{header, SmtpSink};
+    use mail_parser::MessageParser;
+
+    let sink = SmtpSink::start(&["nobody@x.test=550 5.1.1 User unknown"], None);
+    let project = project_copy();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    std::fs::write(
+        project.path().join("flowc.toml"),
+        format!(
+            "[server]\npublic_url = \"http://{addr}\"\nsigning_key = \"test-signing-key\"\n\
+             [email]\nsmtp_url = \"{}\"\nfrom = \"Shop <news@shop.test>\"\n\
+             [retry]\nfirst_delay_seconds = 1\nmax_delay_seconds = 1\n\
+             [defaults]\ntimezone = \"UTC\"\n",
+            sink.url()
+        ),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("daemon.log");
+    let mut child = KillOnDrop(
+        Command::new(bin())
+            .arg("run")
+            .arg(project.path())
+            .args(["--listen", &addr, "--data"])
+            .arg(data.path().join("store"))
+            .env("FLOWC_ADMIN_KEY", "admin-test-key")
+            .env_remove("FLOWC_WRITE_KEY")
+            .env_remove("FLOWC_SMTP_URL")
+            .env_remove("FLOWC_SIGNING_KEY")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(http(&addr, "GET", "/healthz", &[], b""), Ok((200, _))) {
+        assert!(Instant::now() < deadline, "{}", daemon_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // ana abandons a cart (marketing), bob orders (transactional receipt), nobody's address
+    // does not exist. Two hours ago: the `wait 2s` before the cart reminder is long due.
+    let base = now() - 2 * 3600;
+    let mut records = contact_records("ana", base, 0);
+    records.extend(contact_records("bob", base, 1));
+    let mut nobody = contact_records("nobody", base, 0);
+    nobody[0]["traits"]["email"] = json!("nobody@x.test");
+    records.extend(nobody);
+    let body = json!({ "batch": records }).to_string();
+    let (status, answer) = http(&addr, "POST", "/v1/batch", &[], body.as_bytes()).unwrap();
+    assert_eq!(status, 200, "{answer}");
+
+    let contact = |id: &str| -> Value {
+        let (_, body) = http(
+            &addr,
+            "GET",
+            &format!("/v1/contacts/{id}"),
+            &[("Authorization", "Bearer admin-test-key")],
+            b"",
+        )
+        .unwrap();
+        serde_json::from_str(&body).unwrap()
+    };
+    let email_of = |c: &Value| -> Value {
+        c["deliveries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["channel"] == "email")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let done = email_of(&contact("ana"))["status"] == "sent"
+            && email_of(&contact("bob"))["status"] == "sent"
+            && email_of(&contact("nobody"))["status"] == "dead";
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ana {}\nbob {}\nnobody {}\n{}",
+            email_of(&contact("ana")),
+            email_of(&contact("bob")),
+            email_of(&contact("nobody")),
+            daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // What the SMTP server received: the cart reminder and the receipt, nothing for nobody.
+    let received = sink.received();
+    let to_of = |envelope: &Value| envelope["rcpt_tos"][0].as_str().unwrap().to_string();
+    let recipients: Vec<String> = received.iter().map(|(e, _)| to_of(e)).collect();
+    assert_eq!(recipients.len(), 2, "{recipients:?}");
+    assert!(
+        recipients.contains(&"ana@x.test".to_string()),
+        "{recipients:?}"
+    );
+    assert!(
+        recipients.contains(&"bob@x.test".to_string()),
+        "{recipients:?}"
+    );
+    let raw_for = |to: &str| {
+        received
+            .iter()
+            .find(|(e, _)| to_of(e) == to)
+            .map(|(_, raw)| raw.clone())
+            .unwrap()
+    };
+
+    let raw = raw_for("ana@x.test");
+    let cart = MessageParser::default().parse(raw.as_slice()).unwrap();
+    assert_eq!(cart.subject(), Some("Ana, your cart is waiting"));
+    assert!(header(&cart, "From").unwrap().contains("news@shop.test"));
+    assert!(header(&cart, "Message-ID").is_some());
+    let list = header(&cart, "List-Unsubscribe").expect("marketing mail has List-Unsubscribe");
+    assert!(list.contains(&format!("http://{addr}/u/")), "{list}");
+    assert_eq!(
+        header(&cart, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let html = cart.body_html(0).unwrap().into_owned();
+    assert!(
+        cart.body_text(0).is_some(),
+        "a plain part derived from the HTML"
+    );
+    assert!(
+        html.contains(&format!("http://{addr}/t/o/")),
+        "open pixel: {html}"
+    );
+    let click_prefix = format!("http://{addr}/t/c/");
+    let start = html.find(&click_prefix).expect("a rewritten link") + click_prefix.len() - 5;
+    let path: String = html[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '"' | '\'' | '>' | ' '))
+        .collect();
+    assert!(
+        !html.contains("href=\"https://shop.test/ana\""),
+        "the cart link is rewritten: {html}"
+    );
+
+    // Following the click link of the received mail lands on the cart, and is recorded.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 30"),
+        "a redirect: {response}"
+    );
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("location: https://shop.test/ana"),
+        "{response}"
+    );
+
+    // The transactional receipt carries no unsubscribe headers.
+    let raw = raw_for("bob@x.test");
+    let receipt = MessageParser::default().parse(raw.as_slice()).unwrap();
+    assert_eq!(receipt.subject(), Some("Order o-bob"));
+    assert_eq!(header(&receipt, "List-Unsubscribe"), None);
+    assert_eq!(header(&receipt, "List-Unsubscribe-Post"), None);
+
+    // The 550 is a hard bounce: dead letter, and no more marketing email to that address.
+    let nobody = contact("nobody");
+    let dead = email_of(&nobody);
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("550"),
+        "{dead}"
+    );
+    assert!(
+        nobody["unsubscribed"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("email")),
+        "a hard bounce suppresses email: {nobody}"
+    );
+    assert_eq!(child.terminate(), Some(0));
+}
