@@ -5,6 +5,7 @@ mod changes;
 mod channels;
 mod check;
 mod engine;
+mod engine_spec;
 mod fmt;
 mod graph;
 mod playbook;
