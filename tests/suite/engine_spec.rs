@@ -110,3 +110,103 @@ fn engine_spec_cases() {
         failures.join("\n")
     );
 }
+
+/// For each contact of one run: (split branch, held out?).
+fn split_and_holdout(dir: &Path, contacts: &[String], day: &str) -> Vec<(String, String, bool)> {
+    let events: String = contacts
+        .iter()
+        .flat_map(|c| {
+            [
+                format!(
+                    r#"{{"type":"identify","userId":"{c}","timestamp":"{day}T09:00:00Z","traits":{{"email":"{c}@example.com","consent":{{"email":true}}}}}}"#
+                ),
+                format!(
+                    r#"{{"type":"track","userId":"{c}","event":"go","timestamp":"{day}T10:00:00Z","properties":{{}}}}"#
+                ),
+            ]
+        })
+        .map(|l| l + "\n")
+        .collect();
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::write(work.path().join("events.jsonl"), events).expect("write events");
+    let output = Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .arg("simulate")
+        .arg(dir.join("flows"))
+        .arg("--events")
+        .arg(work.path().join("events.jsonl"))
+        .output()
+        .expect("run flowc simulate");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let field = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    contacts
+        .iter()
+        .map(|c| {
+            let mine: Vec<&serde_json::Value> =
+                lines.iter().filter(|v| field(v, "contact") == *c).collect();
+            let split: Vec<_> = mine
+                .iter()
+                .filter(|v| field(v, "flow") == "split_flow")
+                .collect();
+            assert_eq!(split.len(), 1, "{c}: one split line, got {split:?}");
+            assert_eq!(field(split[0], "status"), "sent");
+            assert_eq!(field(split[0], "time"), format!("{day}T10:00:00Z"));
+            let branch = field(split[0], "message");
+            assert!(branch == "a" || branch == "b", "{c}: {branch}");
+            let held: Vec<(String, String, String, String)> = mine
+                .iter()
+                .filter(|v| field(v, "flow") == "held")
+                .map(|v| {
+                    (
+                        field(v, "time"),
+                        field(v, "message"),
+                        field(v, "status"),
+                        field(v, "reason"),
+                    )
+                })
+                .collect();
+            let s = |x: &str| x.to_string();
+            let control = vec![(
+                format!("{day}T11:00:00Z"),
+                s("h1"),
+                s("skipped"),
+                s("holdout"),
+            )];
+            let treated = vec![
+                (format!("{day}T11:00:00Z"), s("h1"), s("sent"), s("")),
+                (format!("{day}T12:00:00Z"), s("h2"), s("sent"), s("")),
+            ];
+            assert!(
+                held == control || held == treated,
+                "{c}: the held flow printed {held:?}"
+            );
+            (c.clone(), branch, held == control)
+        })
+        .collect()
+}
+
+#[test]
+fn split_and_holdout_are_deterministic_per_contact() {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/engine/spec/split_holdout_property");
+    let contacts: Vec<String> = (0..40).map(|i| format!("c{i:02}")).collect();
+    let first = split_and_holdout(&dir, &contacts, "2026-03-01");
+    assert!(first.iter().any(|r| r.1 == "a") && first.iter().any(|r| r.1 == "b"));
+    assert!(first.iter().any(|r| r.2) && first.iter().any(|r| !r.2));
+    let mut others: Vec<String> = contacts.iter().rev().cloned().collect();
+    for i in 0..20 {
+        others.insert(i * 2, format!("x{i:02}"));
+    }
+    let second = split_and_holdout(&dir, &others, "2026-05-17");
+    for r in &first {
+        let again = second.iter().find(|s| s.0 == r.0).expect("same contact");
+        assert_eq!(r, again, "{} changed branch or group between runs", r.0);
+    }
+}
