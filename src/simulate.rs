@@ -12,7 +12,7 @@
 //! project or events file, a bad `--until`).
 
 use crate::cli::{SimulateArgs, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
-use crate::compile::{CompiledProject, FlowId, Trigger};
+use crate::compile::{CompiledProject, Dur, FlowId, Trigger};
 use crate::engine::time::{self, Instant};
 use crate::engine::{Delivery, Engine, Input, Options, Outcome, TraceEntry, TraceKind};
 use crate::events::{self, Record};
@@ -67,13 +67,16 @@ pub fn run(
         sim.store = store;
         return sim;
     };
-    let mut schedules: Vec<(Instant, FlowId)> = Vec::new();
+    // One schedule per `when every` line: (next tick, flow, index of the trigger, period).
+    let mut schedules: Vec<(Instant, FlowId, usize, Dur)> = Vec::new();
     for (index, flow) in project.flows.iter().enumerate() {
-        for trigger in &flow.triggers {
+        for (trigger_index, trigger) in flow.triggers.iter().enumerate() {
             if let Trigger::Every { every, at, .. } = trigger {
                 schedules.push((
                     time::first_tick(*every, *at, default_tz, start),
                     FlowId(index as u16),
+                    trigger_index,
+                    *every,
                 ));
             }
         }
@@ -98,8 +101,8 @@ pub fn run(
         let tick = schedules
             .iter()
             .enumerate()
-            .min_by_key(|(_, (t, flow))| (*t, *flow))
-            .map(|(i, (t, _))| (*t, i));
+            .min_by_key(|(_, (t, flow, trigger, _))| (*t, *flow, *trigger))
+            .map(|(i, (t, ..))| (*t, i));
         // Records before timers before ticks at one instant.
         let mut candidates: Vec<(Instant, u8)> = Vec::new();
         if let Some(t) = record_at {
@@ -163,7 +166,7 @@ pub fn run(
             }
             _ => {
                 if let Some((t, index)) = tick {
-                    let flow = schedules[index].1;
+                    let (_, flow, trigger, every) = schedules[index];
                     if options.trace {
                         out.trace.push(TraceEntry {
                             time: t,
@@ -175,18 +178,9 @@ pub fn run(
                         });
                     }
                     store.update_all(|contact, state| {
-                        engine.apply(contact, state, Input::Tick(flow), t, &mut out)
+                        engine.apply(contact, state, Input::Tick(flow, trigger), t, &mut out)
                     });
-                    let every =
-                        project.flows[flow.index()]
-                            .triggers
-                            .iter()
-                            .find_map(|tr| match tr {
-                                Trigger::Every { every, .. } => Some(*every),
-                                _ => None,
-                            });
-                    schedules[index].0 =
-                        every.map_or(Instant::MAX, |e| time::next_tick(e, default_tz, t));
+                    schedules[index].0 = time::next_tick(every, default_tz, t);
                 }
             }
         }
