@@ -12,7 +12,7 @@
 //! project or events file, a bad `--until`).
 
 use crate::cli::{SimulateArgs, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
-use crate::compile::{CompiledProject, FlowId, Trigger};
+use crate::compile::{CompiledProject, Dur, FlowId, Trigger};
 use crate::engine::time::{self, Instant};
 use crate::engine::{Delivery, Engine, Input, Options, Outcome, TraceEntry, TraceKind};
 use crate::events::{self, Record};
@@ -88,7 +88,7 @@ pub fn run(
         let tick = schedules
             .iter()
             .enumerate()
-            .min_by_key(|(_, (t, flow))| (*t, *flow))
+            .min_by_key(|(_, (t, schedule))| (*t, schedule.flow, schedule.trigger))
             .map(|(i, (t, _))| (*t, i));
         // Records before timers before ticks at one instant.
         let mut candidates: Vec<(Instant, u8)> = Vec::new();
@@ -153,7 +153,8 @@ pub fn run(
             }
             _ => {
                 if let Some((t, index)) = tick {
-                    let flow = schedules[index].1;
+                    let schedule = schedules[index].1;
+                    let flow = schedule.flow;
                     if options.trace {
                         out.trace.push(TraceEntry {
                             time: t,
@@ -165,9 +166,9 @@ pub fn run(
                         });
                     }
                     store.update_all(|contact, state| {
-                        engine.apply(contact, state, Input::Tick(flow), t, &mut out)
+                        engine.apply(contact, state, schedule.input(), t, &mut out)
                     });
-                    schedules[index].0 = next_schedule_tick(project, flow, default_tz, t);
+                    schedules[index].0 = schedule.next_tick(default_tz, t);
                 }
             }
         }
@@ -197,41 +198,50 @@ pub fn run(
     sim
 }
 
-/// The `when every` triggers of a project with their first tick, the first one strictly
-/// after `start` (shared by simulate and the daemon, so both tick alike).
+/// One `when every` line of a flow: a tick enters that line's audience, at its period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub flow: FlowId,
+    /// The index of the line among the flow's triggers.
+    pub trigger: usize,
+    pub every: Dur,
+}
+
+impl Schedule {
+    /// The tick after `t`.
+    pub fn next_tick(&self, default_tz: Tz, t: Instant) -> Instant {
+        time::next_tick(self.every, default_tz, t)
+    }
+
+    /// The engine input of one of its ticks.
+    pub fn input(&self) -> Input<'static> {
+        Input::Tick(self.flow, self.trigger)
+    }
+}
+
+/// Every `when every` line of a project with its first tick, the first one strictly after
+/// `start` (shared by simulate and the daemon, so both tick alike).
 pub fn first_schedule_ticks(
     project: &CompiledProject,
     default_tz: Tz,
     start: Instant,
-) -> Vec<(Instant, FlowId)> {
+) -> Vec<(Instant, Schedule)> {
     let mut schedules = Vec::new();
     for (index, flow) in project.flows.iter().enumerate() {
-        for trigger in &flow.triggers {
-            if let Trigger::Every { every, at, .. } = trigger {
+        for (trigger, line) in flow.triggers.iter().enumerate() {
+            if let Trigger::Every { every, at, .. } = line {
                 schedules.push((
                     time::first_tick(*every, *at, default_tz, start),
-                    FlowId(index as u16),
+                    Schedule {
+                        flow: FlowId(index as u16),
+                        trigger,
+                        every: *every,
+                    },
                 ));
             }
         }
     }
     schedules
-}
-
-/// The tick after `t` of a `when every` flow (`Instant::MAX` when the flow has none).
-pub fn next_schedule_tick(
-    project: &CompiledProject,
-    flow: FlowId,
-    default_tz: Tz,
-    t: Instant,
-) -> Instant {
-    let every = project.flows.get(flow.index()).and_then(|f| {
-        f.triggers.iter().find_map(|tr| match tr {
-            Trigger::Every { every, .. } => Some(*every),
-            _ => None,
-        })
-    });
-    every.map_or(Instant::MAX, |e| time::next_tick(e, default_tz, t))
 }
 
 /// Parses, validates and runs a JSON Lines text (for `flowc test` and other callers): the

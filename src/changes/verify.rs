@@ -21,7 +21,7 @@
 //!    within an hour.
 
 use super::diff;
-use crate::compile::{CompiledFlow, CompiledProject, EventMatch, Expr, FlowId, Root, Trigger};
+use crate::compile::{CompiledFlow, CompiledProject, Dur, EventMatch, Expr, FlowId, Root, Trigger};
 use crate::engine::state::ContactState;
 use crate::engine::time::{self, Instant};
 use crate::engine::{Engine, Input, Options, Outcome, Status, TraceKind};
@@ -118,7 +118,7 @@ enum Action {
 struct Node {
     state: ContactState,
     now: Instant,
-    schedules: Vec<(Instant, FlowId)>,
+    schedules: Vec<(Instant, FlowId, usize, Dur)>,
     records: Vec<Json>,
 }
 
@@ -192,11 +192,13 @@ impl<'p> Explorer<'p> {
             records: Vec::new(),
         };
         for (index, flow) in self.project.flows.iter().enumerate() {
-            for trigger in &flow.triggers {
+            for (trigger_index, trigger) in flow.triggers.iter().enumerate() {
                 if let Trigger::Every { every, at, .. } = trigger {
                     node.schedules.push((
                         time::first_tick(*every, *at, self.default_tz, start),
                         FlowId(index as u16),
+                        trigger_index,
+                        *every,
                     ));
                 }
             }
@@ -207,7 +209,7 @@ impl<'p> Explorer<'p> {
 
     /// The next timer or tick, as simulate would run it.
     fn next_due(&self, node: &Node) -> Option<Instant> {
-        let tick = node.schedules.iter().map(|(t, _)| *t).min();
+        let tick = node.schedules.iter().map(|(t, ..)| *t).min();
         match (node.state.wake, tick) {
             (Some(w), Some(t)) => Some(w.min(t)),
             (w, t) => w.or(t),
@@ -223,8 +225,8 @@ impl<'p> Explorer<'p> {
                 .schedules
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, (t, f))| (*t, *f))
-                .map(|(i, (t, _))| (*t, i));
+                .min_by_key(|(_, (t, f, trigger, _))| (*t, *f, *trigger))
+                .map(|(i, (t, ..))| (*t, i));
             let due = |t: Instant| if inclusive { t <= until } else { t < until };
             match (timer, tick) {
                 (Some(w), tick) if due(w) && tick.map_or(true, |(t, _)| w <= t) => {
@@ -233,18 +235,10 @@ impl<'p> Explorer<'p> {
                     node.now = w;
                 }
                 (_, Some((t, i))) if due(t) => {
-                    let flow = node.schedules[i].1;
+                    let (_, flow, trigger, every) = node.schedules[i];
                     self.engine
-                        .apply(CONTACT, &mut node.state, Input::Tick(flow), t, out);
-                    let every = self.project.flows[flow.index()]
-                        .triggers
-                        .iter()
-                        .find_map(|tr| match tr {
-                            Trigger::Every { every, .. } => Some(*every),
-                            _ => None,
-                        });
-                    node.schedules[i].0 =
-                        every.map_or(Instant::MAX, |e| time::next_tick(e, self.default_tz, t));
+                        .apply(CONTACT, &mut node.state, Input::Tick(flow, trigger), t, out);
+                    node.schedules[i].0 = time::next_tick(every, self.default_tz, t);
                     node.now = t;
                 }
                 _ => return,

@@ -13,10 +13,11 @@ use super::metrics::Metrics;
 use super::outbox::{self, EntryStatus, OutboxEntry, Workers};
 use super::Loaded;
 use crate::channels::{Links, RetryPolicy, SendError};
-use crate::compile::FlowId;
+use crate::compile::{CompiledProject, FlowId};
 use crate::engine::time::{self, Instant};
 use crate::engine::{Delivery, Engine, Input, Options, Outcome, Status, TraceKind};
 use crate::events::Record;
+use crate::simulate::Schedule;
 use crate::store::sled::SledStore;
 use crate::store::Store;
 use std::collections::{BTreeSet, HashSet};
@@ -111,7 +112,9 @@ pub struct Core {
     /// Outbox entries to try: (due, contact, key).
     queue: BTreeSet<(Instant, String, String)>,
     /// `when every` flows: (next tick, flow, contact the current tick has reached).
-    schedules: Vec<(Instant, FlowId, Option<String>)>,
+    /// Each `when every` line: its next tick, the line, and the last contact of the tick in
+    /// progress (ticks run a chunk of contacts per group).
+    schedules: Vec<(Instant, Schedule, Option<String>)>,
     /// Called with the new project after a reload (senders, links).
     pub on_reload: OnReload,
 }
@@ -161,21 +164,21 @@ impl Core {
         let tz = self.loaded.config.default_timezone();
         let first = crate::simulate::first_schedule_ticks(project, tz, wall_now());
         let mut schedules = Vec::new();
-        for (t, flow) in first {
-            let name = &project.flows[flow.index()].name;
+        for (t, schedule) in first {
+            let key = tick_key(project, &schedule);
             let stored = self
                 .store
-                .meta(&format!("tick:{name}"))
+                .meta(&key)
                 .map_err(|e| e.to_string())?
                 .and_then(|b| serde_json::from_slice::<(Instant, Option<String>)>(&b).ok());
             match stored {
-                Some((at, after)) => schedules.push((at, flow, after)),
+                Some((at, after)) => schedules.push((at, schedule, after)),
                 None => {
                     self.store.put_meta(
-                        &format!("tick:{name}"),
+                        &key,
                         &serde_json::to_vec(&(t, None::<String>)).unwrap_or_default(),
                     );
-                    schedules.push((t, flow, None));
+                    schedules.push((t, schedule, None));
                 }
             }
         }
@@ -414,7 +417,7 @@ impl Core {
         let engine = Engine::new(&loaded.compiled, self.engine_options());
         let tz = loaded.config.default_timezone();
         for index in 0..self.schedules.len() {
-            let (at, flow, after) = self.schedules[index].clone();
+            let (at, schedule, after) = self.schedules[index].clone();
             if at > now {
                 continue;
             }
@@ -422,16 +425,16 @@ impl Core {
             let result = self
                 .store
                 .update_contacts_after(after.as_deref(), TICK_CHUNK, |c, s| {
-                    engine.apply(c, s, Input::Tick(flow), at, &mut out)
+                    engine.apply(c, s, schedule.input(), at, &mut out)
                 });
-            let name = loaded.compiled.flows[flow.index()].name.clone();
+            let name = loaded.compiled.flows[schedule.flow.index()].name.clone();
+            let key = tick_key(&loaded.compiled, &schedule);
             match result {
                 Ok(Some(last)) => {
                     self.schedules[index].2 = Some(last);
                 }
                 Ok(None) => {
-                    let next = crate::simulate::next_schedule_tick(&loaded.compiled, flow, tz, at);
-                    self.schedules[index] = (next, flow, None);
+                    self.schedules[index] = (schedule.next_tick(tz, at), schedule, None);
                     tracing::info!(flow = %name, at = %time::format_instant(at), "schedule tick done");
                 }
                 Err(e) => {
@@ -440,11 +443,9 @@ impl Core {
                 }
             }
             let (t, _, after) = &self.schedules[index];
-            self.store.put_meta(
-                &format!("tick:{name}"),
-                &serde_json::to_vec(&(*t, after)).unwrap_or_default(),
-            );
-            self.decided(&engine, out, &format!("tick:{name}:{at}"));
+            self.store
+                .put_meta(&key, &serde_json::to_vec(&(*t, after)).unwrap_or_default());
+            self.decided(&engine, out, &format!("{key}:{at}"));
         }
     }
 
@@ -732,5 +733,20 @@ impl Core {
                 tracing::error!(error = %e, "reload failed while carrying states over; the old version keeps running");
             }
         }
+    }
+}
+
+/// Where a schedule's progress is kept: `tick:FLOW` for a flow's first `when every` line,
+/// `tick:FLOW#N` for its N-th trigger line after that.
+fn tick_key(project: &CompiledProject, schedule: &Schedule) -> String {
+    let name = &project.flows[schedule.flow.index()].name;
+    let first = project.flows[schedule.flow.index()]
+        .triggers
+        .iter()
+        .position(|t| matches!(t, crate::compile::Trigger::Every { .. }));
+    if first == Some(schedule.trigger) {
+        format!("tick:{name}")
+    } else {
+        format!("tick:{name}#{}", schedule.trigger)
     }
 }

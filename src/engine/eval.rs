@@ -340,13 +340,13 @@ pub fn next_edge(ctx: &Ctx<'_>, expr: &Expr) -> Option<Instant> {
                 .iter()
                 .filter(|p| p.event == *event && p.time <= ctx.now)
             {
-                consider(time::add(past.time, *d, ctx.tz));
+                consider(time::window_exit(past.time, *d, ctx.tz));
             }
         }
         Expr::Since(event) => {
             if let Some(last) = ctx.last_time(*event) {
                 for d in &durations {
-                    let edge = time::add(last, *d, ctx.tz);
+                    let edge = time::window_exit(last, *d, ctx.tz);
                     consider(edge);
                     consider(edge + 1);
                 }

@@ -36,8 +36,9 @@ pub enum Input<'a> {
     Record(&'a Record),
     /// Fire every timer due at or before `now` (in time order).
     Timers,
-    /// A `when every` flow ticks: every member of its segment enters.
-    Tick(FlowId),
+    /// A `when every` trigger of a flow ticks (the trigger's index in the flow's `triggers`):
+    /// every member of that trigger's segment enters.
+    Tick(FlowId, usize),
 }
 
 /// How much the engine reports.
@@ -308,9 +309,9 @@ impl<'p> Engine<'p> {
                     }
                 }
             }
-            Input::Tick(flow) => {
+            Input::Tick(flow, trigger) => {
                 // A tick that enters nobody changes nothing: skip the bookkeeping.
-                if run.tick(flow, now) {
+                if run.tick(flow, trigger, now) {
                     run.settle(now, false);
                 }
             }
@@ -778,24 +779,24 @@ impl<'p> Run<'_, 'p> {
     }
 
     /// Returns whether the contact entered.
-    fn tick(&mut self, flow_id: FlowId, now: Instant) -> bool {
+    fn tick(&mut self, flow_id: FlowId, trigger: usize, now: Instant) -> bool {
         let flow = self.engine.flow(flow_id);
-        for trigger in &flow.triggers {
-            if let Trigger::Every { segment, .. } = trigger {
-                let member = self
+        // Only the trigger that ticked: another `when every` line of the flow has its own
+        // period and segment.
+        if let Some(Trigger::Every { segment, .. }) = flow.triggers.get(trigger) {
+            let member = self
+                .project
+                .segments
+                .get(segment.index())
+                .is_some_and(|s| self.ctx(now, None, None).test(&s.expr));
+            if member {
+                let name = self
                     .project
                     .segments
                     .get(segment.index())
-                    .is_some_and(|s| self.ctx(now, None, None).test(&s.expr));
-                if member {
-                    let name = self
-                        .project
-                        .segments
-                        .get(segment.index())
-                        .map_or("?", |s| s.name.as_str());
-                    let why = || format!("schedule for `{name}`");
-                    return self.try_enter(flow_id, &Map::new(), now, &why);
-                }
+                    .map_or("?", |s| s.name.as_str());
+                let why = || format!("schedule for `{name}`");
+                return self.try_enter(flow_id, &Map::new(), now, &why);
             }
         }
         false

@@ -83,6 +83,22 @@ pub fn sub(t: Instant, d: Dur, tz: Tz) -> Instant {
     }
 }
 
+/// The first instant `now` at which an occurrence at `t` has left the window of
+/// `count(... within d)`, i.e. the first `now` with `sub(now, d) >= t` (the bound is
+/// `now - d < t`). For fixed units and most calendar cases that is `add(t, d)`; when the month
+/// addition clamped the day (31 Jan + 1mo = 28 Feb), `now - d` stays before `t` until the
+/// next month begins, so the edge is a later local midnight.
+pub fn window_exit(t: Instant, d: Dur, tz: Tz) -> Instant {
+    let mut edge = add(t, d, tz);
+    for _ in 0..4 {
+        if sub(edge, d, tz) >= t {
+            return edge;
+        }
+        edge = next_time_of_day(edge, 0, tz, false);
+    }
+    edge
+}
+
 /// The first instant at local time `minute_of_day` that is at or after `t` (`inclusive`) or
 /// strictly after it.
 pub fn next_time_of_day(t: Instant, minute_of_day: u16, tz: Tz, inclusive: bool) -> Instant {
@@ -217,6 +233,31 @@ mod tests {
         assert_eq!(
             format_instant(add(at("2026-03-01T08:00:00Z"), Dur::Months(1), madrid)),
             "2026-04-01T07:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_clamped_month_leaves_the_window_when_the_next_month_begins() {
+        let utc = chrono_tz::UTC;
+        let madrid: Tz = "Europe/Madrid".parse().unwrap();
+        let exit = |t: &str, d: Dur, tz: Tz| format_instant(window_exit(at(t), d, tz));
+        assert_eq!(
+            exit("2026-01-15T10:00:00Z", Dur::Months(1), utc),
+            "2026-02-15T10:00:00Z"
+        );
+        // 31 Jan + 1mo = 28 Feb, but at 28 Feb 10:00 `now - 1mo` is 28 Jan: still inside.
+        assert_eq!(
+            exit("2026-01-31T10:00:00Z", Dur::Months(1), utc),
+            "2026-03-01T00:00:00Z"
+        );
+        // Local midnight: 1 May 00:00 CEST.
+        assert_eq!(
+            exit("2026-03-31T10:00:00Z", Dur::Months(1), madrid),
+            "2026-04-30T22:00:00Z"
+        );
+        assert_eq!(
+            exit("2026-01-31T10:00:00Z", Dur::Seconds(86_400), utc),
+            "2026-02-01T10:00:00Z"
         );
     }
 

@@ -6,6 +6,7 @@ mod channels;
 mod check;
 mod daemon;
 mod engine;
+mod engine_spec;
 mod fmt;
 mod graph;
 mod playbook;
