@@ -1831,6 +1831,30 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
             leading_digits(text, pos, token),
             leading_digits(text, pos, token)
         ));
+    } else if let Some((unit, span)) = phrases
+        .iter()
+        .any(|p| p.1 == "a duration")
+        .then(|| unknown_duration_unit(text, pos, token))
+        .flatten()
+    {
+        // `2 dayz`, `3hrs`: the number is right, the unit is not one of the language's.
+        error.message = format!("`{unit}` is not a unit of time");
+        error.label = "unknown unit".into();
+        error.span = span;
+        error.help = Some(
+            "write a number and a unit: `30s`, `15min`, `2h`, `3d`, `1w`, `4mo` or `1y` \
+             (or `seconds`, `minutes`, `hours`, `days`, `weeks`, `months`, `years`: `2 days`)"
+                .into(),
+        );
+    } else if token == "&" || token == "|" {
+        let (written, word) = if token == "&" {
+            ("&&", "and")
+        } else {
+            ("||", "or")
+        };
+        error.help = Some(format!(
+            "conditions are joined with words: write `{word}` instead of `{written}`"
+        ));
     } else if token.chars().any(|c| c.is_ascii_uppercase())
         && token.chars().all(|c| c.is_alphanumeric() || c == '_')
     {
@@ -1988,6 +2012,36 @@ fn is_ambiguous_minutes(text: &str, pos: usize, token: &str) -> bool {
         && text
             .get(..pos)
             .is_some_and(|before| before.trim_end().ends_with(|c: char| c.is_ascii_digit()))
+}
+
+/// `2dayz` or `2 dayz`: a whole number followed by a word that is not a unit of time; the
+/// word and its span.
+fn unknown_duration_unit(text: &str, pos: usize, token: &str) -> Option<(String, Span)> {
+    const UNITS: [&str; 24] = [
+        "s", "sec", "secs", "second", "seconds", "min", "mins", "minute", "minutes", "h", "hour",
+        "hours", "d", "day", "days", "w", "week", "weeks", "mo", "month", "months", "y", "year",
+        "years",
+    ];
+    let digits = token.chars().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let (start, unit) = if digits < token.len() {
+        (pos + digits, token.get(digits..)?.to_string())
+    } else {
+        let after = text.get(pos + token.len()..)?;
+        let spaces = after.len() - after.trim_start_matches([' ', '\t']).len();
+        let word: String = after
+            .get(spaces..)?
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (pos + token.len() + spaces, word)
+    };
+    let is_word = unit.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && unit.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (is_word && !UNITS.contains(&unit.as_str()))
+        .then(|| (unit.clone(), Span::new(start, start + unit.len())))
 }
 
 /// `1.5h`: a decimal number with a duration unit.

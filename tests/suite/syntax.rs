@@ -1336,6 +1336,41 @@ fn error_ambiguous_m() {
 }
 
 #[test]
+fn error_unknown_duration_unit() {
+    for (body, unit) in [
+        ("  wait 2 dayz", "dayz"),
+        ("  wait 3hrs", "hrs"),
+        ("  wait for a up to 2 weeeks { stop }", "weeeks"),
+        ("  reentry after 7 dys", "dys"),
+    ] {
+        let text = format!("flow f {{\n  when x\n{body}\n}}\n");
+        let error = err(&text);
+        assert_eq!(
+            error.message,
+            format!("`{unit}` is not a unit of time"),
+            "{body}"
+        );
+        assert_eq!(at(&text, error.span), unit, "{body}");
+        assert!(error.help.clone().unwrap().contains("`2 days`"), "{body}");
+        assert_worded(&error);
+    }
+    // A known unit is not blamed.
+    let error = err("flow f {\n  when x\n  wait 2 days stop\n}\n");
+    assert!(!error.message.contains("unit"), "{}", error.message);
+}
+
+#[test]
+fn error_c_style_logic_operators() {
+    for (op, word) in [("&&", "and"), ("||", "or")] {
+        let text = format!("flow f {{\n  when x where trigger.a == 1 {op} trigger.b == 2\n}}\n");
+        let error = err(&text);
+        let help = error.help.clone().unwrap();
+        assert!(help.contains(&format!("write `{word}`")), "{op}: {help}");
+        assert_worded(&error);
+    }
+}
+
+#[test]
 fn error_single_quoted_string() {
     let text = "message m: email {\n  subject: 'Hello'\n}\n";
     let error = err(text);
