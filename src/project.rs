@@ -71,14 +71,27 @@ impl Project {
         })?;
         let (root, files) = if meta.is_file() {
             let mut root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            // `flowc check x.flow` run inside the folder: its name is the current folder's.
+            let here = root.as_os_str().is_empty() || root == Path::new(".");
+            let folder = if here {
+                std::env::current_dir().ok()
+            } else {
+                Some(root.clone())
+            };
             // A file of a project's `flows/` folder: the project (templates, flowc.toml) is
             // the folder above, when that is where they are.
-            if root.file_name().is_some_and(|n| n == "flows") && !root.join("flowc.toml").is_file()
+            if folder
+                .as_deref()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "flows")
+                && !root.join("flowc.toml").is_file()
             {
-                if let Some(project) = root.parent() {
-                    if project.join("flowc.toml").is_file() || project.join("templates").is_dir() {
-                        root = project.to_path_buf();
-                    }
+                let project = match root.parent() {
+                    Some(project) if !here => project.to_path_buf(),
+                    _ => PathBuf::from(".."),
+                };
+                if project.join("flowc.toml").is_file() || project.join("templates").is_dir() {
+                    root = project;
                 }
             }
             (root, vec![path.to_path_buf()])

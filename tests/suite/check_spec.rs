@@ -269,6 +269,17 @@ fn spec_a_single_file_is_a_project() {
     let (code, stdout, stderr) = flowc(&ok, &["check", "durations/flows/durations.flow"]);
     assert_eq!((code, stdout.as_str(), stderr.as_str()), (0, "", ""));
 
+    // Inside `flows/`, `file("templates/...")` is still relative to the project above.
+    let flows = ok.join("messages/flows");
+    for file in ["messages.flow", "./messages.flow"] {
+        let (code, stdout, stderr) = flowc(&flows, &["check", file, "--format", "json"]);
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (0, "", ""),
+            "{file}"
+        );
+    }
+
     let err = spec_dir("err").join("E0017_wait_0d/flows");
     let (code, stdout, _) = flowc(&err, &["check", "a.flow", "--format", "json"]);
     assert_eq!(code, 1);
