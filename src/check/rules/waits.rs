@@ -33,7 +33,11 @@ pub fn zero(ctx: &mut Context<'_>, unit: &SourceUnit, duration: &ast::DurationEx
                 format!("{what} of zero length"),
             )
             .with_label("zero")
-            .with_help("give a positive duration such as `1h` or `1d`, or remove the step");
+            .with_help(if what.starts_with("`when every") {
+                "give the schedule a positive period, such as `when every day` or `when every 1w`"
+            } else {
+                "give a positive duration such as `1h` or `1d`, or remove the step"
+            });
             ctx.report(diagnostic);
         }
     }
