@@ -1846,6 +1846,13 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
              (or `seconds`, `minutes`, `hours`, `days`, `weeks`, `months`, `years`: `2 days`)"
                 .into(),
         );
+    } else if rules.contains(&Rule::kw_transactional) {
+        error.label = "expected `transactional` or `{` here".into();
+        error.help = Some(
+            "after the channel comes `transactional` (for receipts and other messages sent \
+             whatever the marketing consent) or the `{` of the message's fields"
+                .into(),
+        );
     } else if token == "&" || token == "|" {
         let (written, word) = if token == "&" {
             ("&&", "and")

@@ -1360,6 +1360,18 @@ fn error_unknown_duration_unit() {
 }
 
 #[test]
+fn error_misspelt_transactional() {
+    let error = err("message m: email transactionl {\n  body: \"x\"\n}\n");
+    assert_eq!(
+        error.message,
+        "expected `{` or `transactional`, found `transactionl`"
+    );
+    assert!(error.help.clone().unwrap().contains("`transactional`"));
+    assert!(!error.help.clone().unwrap().contains("steps"));
+    assert_worded(&error);
+}
+
+#[test]
 fn error_c_style_logic_operators() {
     for (op, word) in [("&&", "and"), ("||", "or")] {
         let text = format!("flow f {{\n  when x where trigger.a == 1 {op} trigger.b == 2\n}}\n");
