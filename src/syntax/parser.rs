@@ -1838,7 +1838,7 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         .flatten()
     {
         // `2 dayz`, `3hrs`: the number is right, the unit is not one of the language's.
-        error.message = format!("`{unit}` is not a unit of time");
+        error.message = format!("expected a unit of time such as `d` or `days`, found `{unit}`");
         error.label = "unknown unit".into();
         error.span = span;
         error.help = Some(

@@ -1347,7 +1347,7 @@ fn error_unknown_duration_unit() {
         let error = err(&text);
         assert_eq!(
             error.message,
-            format!("`{unit}` is not a unit of time"),
+            format!("expected a unit of time such as `d` or `days`, found `{unit}`"),
             "{body}"
         );
         assert_eq!(at(&text, error.span), unit, "{body}");
