@@ -271,7 +271,7 @@ fn spec_a_single_file_is_a_project() {
 
     // Inside `flows/`, `file("templates/...")` is still relative to the project above.
     let flows = ok.join("messages/flows");
-    for file in ["messages.flow", "./messages.flow"] {
+    for file in ["messages.flow", "./messages.flow", "."] {
         let (code, stdout, stderr) = flowc(&flows, &["check", file, "--format", "json"]);
         assert_eq!(
             (code, stdout.as_str(), stderr.as_str()),
@@ -279,6 +279,23 @@ fn spec_a_single_file_is_a_project() {
             "{file}"
         );
     }
+
+    // `flowc check flows` from the project root: the same project, files named from the root.
+    let (code, stdout, stderr) = flowc(&ok.join("messages"), &["check", "flows"]);
+    assert_eq!((code, stdout.as_str(), stderr.as_str()), (0, "", ""));
+    let err_project = spec_dir("err").join("E0010_missing_template_file");
+    let (code, stdout, _) = flowc(&err_project, &["check", "flows", "--format", "json"]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains(r#""file":"flows/a.flow","line":9"#),
+        "{stdout}"
+    );
+    let (code, stdout, _) = flowc(
+        &err_project.join("flows"),
+        &["check", ".", "--format", "json"],
+    );
+    assert_eq!(code, 1);
+    assert!(stdout.contains(r#""file":"a.flow","line":9"#), "{stdout}");
 
     let err = spec_dir("err").join("E0017_wait_0d/flows");
     let (code, stdout, _) = flowc(&err, &["check", "a.flow", "--format", "json"]);
