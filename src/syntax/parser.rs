@@ -2086,11 +2086,17 @@ fn capitalised_words(text: &str, pos: usize) -> Vec<String> {
         if word.is_empty() {
             continue;
         }
-        let clean = word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        let capital = word.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-        if clean && (words.is_empty() || capital) {
-            words.push(word.to_string());
-        } else {
+        // `Order_Completed)`: the name ends at the first character that is not part of one.
+        let name_len = word
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(word.len());
+        let name = &word[..name_len];
+        let capital = name.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+        if name.is_empty() || !(words.is_empty() || capital) {
+            break;
+        }
+        words.push(name.to_string());
+        if name_len < word.len() {
             break;
         }
     }

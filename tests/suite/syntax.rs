@@ -1414,6 +1414,15 @@ fn error_upper_case_names() {
     assert!(error.help.unwrap().contains("`order_completed`"));
     let error = err("flow f {\n  when orderCompleted\n  stop\n}\n");
     assert!(error.help.unwrap().contains("`order_completed`"));
+    // A name followed by `)` or `,` still gets its lower-case spelling.
+    let error = err("segment s = count(Order_Completed) > 1\n");
+    assert!(
+        error.help.clone().unwrap().contains("`order_completed`"),
+        "{:?}",
+        error.help
+    );
+    let error = err("segment s = count(Order Completed) > 1\n");
+    assert!(error.help.unwrap().contains("`order_completed`"));
     let error = err("flow Welcome {\n  when x\n}\n");
     assert!(error.message.contains("a flow name"), "{}", error.message);
     assert!(error.help.unwrap().contains("`welcome`"));
