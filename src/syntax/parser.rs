@@ -1724,7 +1724,15 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
     error.label = match (&found, phrases.first()) {
         (Found::EndOfFile, _) => "the file ends here".into(),
         (Found::EndOfLine, _) => "the line ends here".into(),
-        (Found::Token(_), Some((_, short))) => format!("expected {short} here"),
+        // Under `2.5d` or `5m`, the description (a duration) is what was meant, not `for`.
+        (Found::Token(token), Some(first)) => {
+            let numeric = token.starts_with(|c: char| c.is_ascii_digit());
+            let chosen = phrases
+                .iter()
+                .find(|p| numeric && !p.0.starts_with('`'))
+                .unwrap_or(first);
+            format!("expected {} here", chosen.1)
+        }
         (Found::Token(_), None) => "unexpected here".into(),
     };
     // The help of the main expectation; "every `(` needs a `)`" only when nothing else fits.

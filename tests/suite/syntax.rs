@@ -1517,6 +1517,7 @@ fn error_quoted_names_and_decimal_durations() {
         "names are written without quotes: `welcome`"
     );
     let error = err("flow f {\n  when x\n  wait 1.5h\n}\n");
+    assert_eq!(error.label, "expected a duration here");
     assert!(error.help.unwrap().contains("whole numbers"));
     let error = err("flow f {\n  when x\n  exit when y\n}\n");
     assert_eq!(error.message, "expected `if` or `on`, found `when`");
