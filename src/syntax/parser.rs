@@ -1635,6 +1635,7 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         pest::error::InputLocation::Pos(pos) => pos,
         pest::error::InputLocation::Span((start, _)) => start,
     };
+    let end_of_code = before_trailing_comment(text, pos);
     let positives = match error.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } => positives,
         pest::error::ErrorVariant::CustomError { message } => {
@@ -1650,7 +1651,12 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
             };
         }
     };
-    let (found, span) = Found::at(text, pos);
+    let (found, span) = if end_of_code == pos {
+        Found::at(text, pos)
+    } else {
+        (Found::EndOfLine, Span::new(end_of_code, end_of_code))
+    };
+    let pos = end_of_code;
     let mut error = SyntaxError {
         span,
         message: String::new(),
@@ -1885,6 +1891,41 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         error.help = Some("remove it, or add the `{` it should close".into());
     }
     error
+}
+
+/// An error at the end of a line that ends with a comment (`when entering  # note`) is placed
+/// where the code ends, before the comment, so that the label and the word before it are the
+/// code's.
+fn before_trailing_comment(text: &str, pos: usize) -> usize {
+    let at_line_end = text
+        .get(pos..)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['\n', '\r']));
+    if !at_line_end {
+        return pos;
+    }
+    let line_start = text
+        .get(..pos)
+        .and_then(|before| before.rfind('\n'))
+        .map_or(0, |i| i + 1);
+    let Some(line) = text.get(line_start..pos) else {
+        return pos;
+    };
+    let mut in_string = false;
+    let mut chars = line.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' if in_string => {
+                chars.next();
+            }
+            '"' => in_string = !in_string,
+            '#' if !in_string => {
+                let code = line[..i].trim_end_matches([' ', '\t']);
+                return line_start + code.len();
+            }
+            _ => {}
+        }
+    }
+    pos
 }
 
 /// "a, b or c"

@@ -1372,6 +1372,29 @@ fn error_misspelt_transactional() {
 }
 
 #[test]
+fn error_trigger_keyword_without_the_rest() {
+    // `when entering` alone is a forgotten segment, not an event named `entering`.
+    for (line, expected) in [
+        ("when entering", "a segment name"),
+        ("when every", "a duration"),
+        ("when anniversary", "`of`"),
+    ] {
+        for comment in ["", "  # a comment"] {
+            let text = format!("flow f {{\n  {line}{comment}\n  stop\n}}\n");
+            let error = err(&text);
+            assert!(
+                error.message.contains(expected) && error.message.contains("end of the line"),
+                "{line}{comment}: {}",
+                error.message
+            );
+            // At the end of the code, before the comment.
+            assert_eq!(error.span.start, text.find(line).unwrap() + line.len());
+            assert_worded(&error);
+        }
+    }
+}
+
+#[test]
 fn error_c_style_logic_operators() {
     for (op, word) in [("&&", "and"), ("||", "or")] {
         let text = format!("flow f {{\n  when x where trigger.a == 1 {op} trigger.b == 2\n}}\n");
