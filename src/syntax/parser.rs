@@ -1867,6 +1867,13 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
              whatever the marketing consent) or the `{` of the message's fields"
                 .into(),
         );
+    } else if token == "where" && line_before(text, pos).trim_start().starts_with("when ") {
+        // `when entering vip where ...`: only an event trigger takes a filter.
+        error.help = Some(
+            "only `when EVENT` takes a `where`; for a segment or a schedule, add the condition \
+             as its own line: `only if CONDITION`"
+                .into(),
+        );
     } else if token == "&" || token == "|" {
         let (written, word) = if token == "&" {
             ("&&", "and")
@@ -1926,6 +1933,12 @@ fn before_trailing_comment(text: &str, pos: usize) -> usize {
         }
     }
     pos
+}
+
+/// The text of the line before `pos`.
+fn line_before(text: &str, pos: usize) -> &str {
+    let before = text.get(..pos).unwrap_or("");
+    before.rfind('\n').map_or(before, |i| &before[i + 1..])
 }
 
 /// "a, b or c"

@@ -1395,6 +1395,23 @@ fn error_trigger_keyword_without_the_rest() {
 }
 
 #[test]
+fn error_where_after_a_segment_trigger() {
+    for line in [
+        "when entering vip where contact.x == 1",
+        "when every day for vip where contact.x == 1",
+    ] {
+        let text = format!("flow f {{\n  {line}\n  stop\n}}\n");
+        let error = err(&text);
+        assert_eq!(at(&text, error.span), "where", "{line}");
+        assert!(
+            error.help.clone().unwrap().contains("`only if CONDITION`"),
+            "{line}"
+        );
+        assert_worded(&error);
+    }
+}
+
+#[test]
 fn error_c_style_logic_operators() {
     for (op, word) in [("&&", "and"), ("||", "or")] {
         let text = format!("flow f {{\n  when x where trigger.a == 1 {op} trigger.b == 2\n}}\n");
