@@ -56,6 +56,27 @@ pub enum LoadError {
     Empty { path: String },
 }
 
+/// The project above a `flows/` folder (`folder` may be `""` or `.`, the current folder): its
+/// parent, when that holds the project's `flowc.toml` or `templates/` and the folder itself
+/// does not. `flowc check x.flow` and `flowc check .` run inside `flows/` see the project's
+/// templates, as `flowc check flows/x.flow` does.
+fn project_above(folder: &Path) -> Option<PathBuf> {
+    let here = folder.as_os_str().is_empty() || folder == Path::new(".");
+    let name = if here {
+        std::env::current_dir().ok()?.file_name()?.to_os_string()
+    } else {
+        folder.file_name()?.to_os_string()
+    };
+    if name != "flows" || folder.join("flowc.toml").is_file() || folder.join("templates").is_dir() {
+        return None;
+    }
+    let project = match folder.parent() {
+        Some(project) if !here => project.to_path_buf(),
+        _ => PathBuf::from(".."),
+    };
+    (project.join("flowc.toml").is_file() || project.join("templates").is_dir()).then_some(project)
+}
+
 impl Project {
     /// Loads a project folder (or a single `.flow` file).
     pub fn load(path: &Path) -> Result<Project, LoadError> {
@@ -70,26 +91,17 @@ impl Project {
             },
         })?;
         let (root, files) = if meta.is_file() {
-            let mut root = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            // A file of a project's `flows/` folder: the project (templates, flowc.toml) is
-            // the folder above, when that is where they are.
-            if root.file_name().is_some_and(|n| n == "flows") && !root.join("flowc.toml").is_file()
-            {
-                if let Some(project) = root.parent() {
-                    if project.join("flowc.toml").is_file() || project.join("templates").is_dir() {
-                        root = project.to_path_buf();
-                    }
-                }
-            }
+            let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let root = project_above(&folder).unwrap_or(folder);
             (root, vec![path.to_path_buf()])
         } else {
             let flows_dir = path.join("flows");
-            let search = if flows_dir.is_dir() {
-                flows_dir
+            if flows_dir.is_dir() {
+                (path.to_path_buf(), find_flow_files(&flows_dir)?)
             } else {
-                path.to_path_buf()
-            };
-            (path.to_path_buf(), find_flow_files(&search)?)
+                let root = project_above(path).unwrap_or_else(|| path.to_path_buf());
+                (root, find_flow_files(path)?)
+            }
         };
         if files.is_empty() {
             return Err(LoadError::Empty { path: display });
@@ -100,8 +112,10 @@ impl Project {
                 path: file.display().to_string(),
                 source,
             })?;
+            // Relative to the project; else to the folder given (`flowc check .` in `flows/`).
             let relative = file
                 .strip_prefix(&root)
+                .or_else(|_| file.strip_prefix(path))
                 .map(Path::to_path_buf)
                 .unwrap_or(file.clone());
             let text = String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {

@@ -4,7 +4,13 @@
 
 /// The candidate closest to `name`, if it is close enough to be a plausible typo.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1) + 1;
+    // Two edits turn any one- or two-letter name into any other short name: one is enough.
+    let length = name.chars().count();
+    let limit = if length <= 2 {
+        1
+    } else {
+        (length / 3).max(1) + 1
+    };
     candidates
         .into_iter()
         .filter(|c| *c != name)
@@ -24,6 +30,12 @@ mod tests {
             closest("cart_remindr", ["cart_reminder", "welcome"]),
             Some("cart_reminder")
         );
+    }
+
+    #[test]
+    fn short_names_get_close_suggestions_only() {
+        assert_eq!(closest("y", ["mm", "hi"]), None);
+        assert_eq!(closest("hj", ["mm", "hi"]), Some("hi"));
     }
 
     #[test]

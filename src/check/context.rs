@@ -106,6 +106,16 @@ impl<'p> Context<'p> {
         }
     }
 
+    /// The help for an unknown name that is declared as something else: what it is first (a
+    /// flow named in `send` is a flow, whatever message is spelt close to it), then the hint.
+    pub fn kind_first(&self, name: &str, expected: &str, hint: Option<String>) -> Option<String> {
+        match (self.kind_of(name), hint) {
+            (Some(kind), Some(hint)) => Some(format!("`{name}` is {kind}, not {expected}; {hint}")),
+            (Some(kind), None) => Some(format!("`{name}` is {kind}, not {expected}")),
+            (None, hint) => hint,
+        }
+    }
+
     /// What kind of declaration `name` is, if it is declared at all ("a message").
     pub fn kind_of(&self, name: &str) -> Option<&'static str> {
         if self.symbols.segments.contains_key(name) {

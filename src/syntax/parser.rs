@@ -1635,6 +1635,7 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         pest::error::InputLocation::Pos(pos) => pos,
         pest::error::InputLocation::Span((start, _)) => start,
     };
+    let end_of_code = before_trailing_comment(text, pos);
     let positives = match error.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } => positives,
         pest::error::ErrorVariant::CustomError { message } => {
@@ -1650,7 +1651,12 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
             };
         }
     };
-    let (found, span) = Found::at(text, pos);
+    let (found, span) = if end_of_code == pos {
+        Found::at(text, pos)
+    } else {
+        (Found::EndOfLine, Span::new(end_of_code, end_of_code))
+    };
+    let pos = end_of_code;
     let mut error = SyntaxError {
         span,
         message: String::new(),
@@ -1724,7 +1730,15 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
     error.label = match (&found, phrases.first()) {
         (Found::EndOfFile, _) => "the file ends here".into(),
         (Found::EndOfLine, _) => "the line ends here".into(),
-        (Found::Token(_), Some((_, short))) => format!("expected {short} here"),
+        // Under `2.5d` or `5m`, the description (a duration) is what was meant, not `for`.
+        (Found::Token(token), Some(first)) => {
+            let numeric = token.starts_with(|c: char| c.is_ascii_digit());
+            let chosen = phrases
+                .iter()
+                .find(|p| numeric && !p.0.starts_with('`'))
+                .unwrap_or(first);
+            format!("expected {} here", chosen.1)
+        }
         (Found::Token(_), None) => "unexpected here".into(),
     };
     // The help of the main expectation; "every `(` needs a `)`" only when nothing else fits.
@@ -1831,6 +1845,44 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
             leading_digits(text, pos, token),
             leading_digits(text, pos, token)
         ));
+    } else if let Some((unit, span)) = phrases
+        .iter()
+        .any(|p| p.1 == "a duration")
+        .then(|| unknown_duration_unit(text, pos, token))
+        .flatten()
+    {
+        // `2 dayz`, `3hrs`: the number is right, the unit is not one of the language's.
+        error.message = format!("expected a unit of time such as `d` or `days`, found `{unit}`");
+        error.label = "unknown unit".into();
+        error.span = span;
+        error.help = Some(
+            "write a number and a unit: `30s`, `15min`, `2h`, `3d`, `1w`, `4mo` or `1y` \
+             (or `seconds`, `minutes`, `hours`, `days`, `weeks`, `months`, `years`: `2 days`)"
+                .into(),
+        );
+    } else if rules.contains(&Rule::kw_transactional) {
+        error.label = "expected `transactional` or `{` here".into();
+        error.help = Some(
+            "after the channel comes `transactional` (for receipts and other messages sent \
+             whatever the marketing consent) or the `{` of the message's fields"
+                .into(),
+        );
+    } else if token == "where" && line_before(text, pos).trim_start().starts_with("when ") {
+        // `when entering vip where ...`: only an event trigger takes a filter.
+        error.help = Some(
+            "only `when EVENT` takes a `where`; for a segment or a schedule, add the condition \
+             as its own line: `only if CONDITION`"
+                .into(),
+        );
+    } else if token == "&" || token == "|" {
+        let (written, word) = if token == "&" {
+            ("&&", "and")
+        } else {
+            ("||", "or")
+        };
+        error.help = Some(format!(
+            "conditions are joined with words: write `{word}` instead of `{written}`"
+        ));
     } else if token.chars().any(|c| c.is_ascii_uppercase())
         && token.chars().all(|c| c.is_alphanumeric() || c == '_')
     {
@@ -1846,6 +1898,47 @@ fn describe_error(text: &str, error: pest::error::Error<Rule>) -> SyntaxError {
         error.help = Some("remove it, or add the `{` it should close".into());
     }
     error
+}
+
+/// An error at the end of a line that ends with a comment (`when entering  # note`) is placed
+/// where the code ends, before the comment, so that the label and the word before it are the
+/// code's.
+fn before_trailing_comment(text: &str, pos: usize) -> usize {
+    let at_line_end = text
+        .get(pos..)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['\n', '\r']));
+    if !at_line_end {
+        return pos;
+    }
+    let line_start = text
+        .get(..pos)
+        .and_then(|before| before.rfind('\n'))
+        .map_or(0, |i| i + 1);
+    let Some(line) = text.get(line_start..pos) else {
+        return pos;
+    };
+    let mut in_string = false;
+    let mut chars = line.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' if in_string => {
+                chars.next();
+            }
+            '"' => in_string = !in_string,
+            '#' if !in_string => {
+                let code = line[..i].trim_end_matches([' ', '\t']);
+                return line_start + code.len();
+            }
+            _ => {}
+        }
+    }
+    pos
+}
+
+/// The text of the line before `pos`.
+fn line_before(text: &str, pos: usize) -> &str {
+    let before = text.get(..pos).unwrap_or("");
+    before.rfind('\n').map_or(before, |i| &before[i + 1..])
 }
 
 /// "a, b or c"
@@ -1990,6 +2083,36 @@ fn is_ambiguous_minutes(text: &str, pos: usize, token: &str) -> bool {
             .is_some_and(|before| before.trim_end().ends_with(|c: char| c.is_ascii_digit()))
 }
 
+/// `2dayz` or `2 dayz`: a whole number followed by a word that is not a unit of time; the
+/// word and its span.
+fn unknown_duration_unit(text: &str, pos: usize, token: &str) -> Option<(String, Span)> {
+    const UNITS: [&str; 24] = [
+        "s", "sec", "secs", "second", "seconds", "min", "mins", "minute", "minutes", "h", "hour",
+        "hours", "d", "day", "days", "w", "week", "weeks", "mo", "month", "months", "y", "year",
+        "years",
+    ];
+    let digits = token.chars().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let (start, unit) = if digits < token.len() {
+        (pos + digits, token.get(digits..)?.to_string())
+    } else {
+        let after = text.get(pos + token.len()..)?;
+        let spaces = after.len() - after.trim_start_matches([' ', '\t']).len();
+        let word: String = after
+            .get(spaces..)?
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (pos + token.len() + spaces, word)
+    };
+    let is_word = unit.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && unit.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (is_word && !UNITS.contains(&unit.as_str()))
+        .then(|| (unit.clone(), Span::new(start, start + unit.len())))
+}
+
 /// `1.5h`: a decimal number with a duration unit.
 fn is_decimal_duration(token: &str) -> bool {
     let Some((whole, rest)) = token.split_once('.') else {
@@ -2025,11 +2148,17 @@ fn capitalised_words(text: &str, pos: usize) -> Vec<String> {
         if word.is_empty() {
             continue;
         }
-        let clean = word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        let capital = word.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-        if clean && (words.is_empty() || capital) {
-            words.push(word.to_string());
-        } else {
+        // `Order_Completed)`: the name ends at the first character that is not part of one.
+        let name_len = word
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(word.len());
+        let name = &word[..name_len];
+        let capital = name.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+        if name.is_empty() || !(words.is_empty() || capital) {
+            break;
+        }
+        words.push(name.to_string());
+        if name_len < word.len() {
             break;
         }
     }

@@ -4,6 +4,7 @@ mod architecture;
 mod changes;
 mod channels;
 mod check;
+mod check_spec;
 mod daemon;
 mod engine;
 mod engine_spec;

@@ -1336,6 +1336,93 @@ fn error_ambiguous_m() {
 }
 
 #[test]
+fn error_unknown_duration_unit() {
+    for (body, unit) in [
+        ("  wait 2 dayz", "dayz"),
+        ("  wait 3hrs", "hrs"),
+        ("  wait for a up to 2 weeeks { stop }", "weeeks"),
+        ("  reentry after 7 dys", "dys"),
+    ] {
+        let text = format!("flow f {{\n  when x\n{body}\n}}\n");
+        let error = err(&text);
+        assert_eq!(
+            error.message,
+            format!("expected a unit of time such as `d` or `days`, found `{unit}`"),
+            "{body}"
+        );
+        assert_eq!(at(&text, error.span), unit, "{body}");
+        assert!(error.help.clone().unwrap().contains("`2 days`"), "{body}");
+        assert_worded(&error);
+    }
+    // A known unit is not blamed.
+    let error = err("flow f {\n  when x\n  wait 2 days stop\n}\n");
+    assert!(!error.message.contains("unit"), "{}", error.message);
+}
+
+#[test]
+fn error_misspelt_transactional() {
+    let error = err("message m: email transactionl {\n  body: \"x\"\n}\n");
+    assert_eq!(
+        error.message,
+        "expected `{` or `transactional`, found `transactionl`"
+    );
+    assert!(error.help.clone().unwrap().contains("`transactional`"));
+    assert!(!error.help.clone().unwrap().contains("steps"));
+    assert_worded(&error);
+}
+
+#[test]
+fn error_trigger_keyword_without_the_rest() {
+    // `when entering` alone is a forgotten segment, not an event named `entering`.
+    for (line, expected) in [
+        ("when entering", "a segment name"),
+        ("when every", "a duration"),
+        ("when anniversary", "`of`"),
+    ] {
+        for comment in ["", "  # a comment"] {
+            let text = format!("flow f {{\n  {line}{comment}\n  stop\n}}\n");
+            let error = err(&text);
+            assert!(
+                error.message.contains(expected) && error.message.contains("end of the line"),
+                "{line}{comment}: {}",
+                error.message
+            );
+            // At the end of the code, before the comment.
+            assert_eq!(error.span.start, text.find(line).unwrap() + line.len());
+            assert_worded(&error);
+        }
+    }
+}
+
+#[test]
+fn error_where_after_a_segment_trigger() {
+    for line in [
+        "when entering vip where contact.x == 1",
+        "when every day for vip where contact.x == 1",
+    ] {
+        let text = format!("flow f {{\n  {line}\n  stop\n}}\n");
+        let error = err(&text);
+        assert_eq!(at(&text, error.span), "where", "{line}");
+        assert!(
+            error.help.clone().unwrap().contains("`only if CONDITION`"),
+            "{line}"
+        );
+        assert_worded(&error);
+    }
+}
+
+#[test]
+fn error_c_style_logic_operators() {
+    for (op, word) in [("&&", "and"), ("||", "or")] {
+        let text = format!("flow f {{\n  when x where trigger.a == 1 {op} trigger.b == 2\n}}\n");
+        let error = err(&text);
+        let help = error.help.clone().unwrap();
+        assert!(help.contains(&format!("write `{word}`")), "{op}: {help}");
+        assert_worded(&error);
+    }
+}
+
+#[test]
 fn error_single_quoted_string() {
     let text = "message m: email {\n  subject: 'Hello'\n}\n";
     let error = err(text);
@@ -1366,6 +1453,15 @@ fn error_upper_case_names() {
     assert!(error.message.contains("an event name"), "{}", error.message);
     assert!(error.help.unwrap().contains("`order_completed`"));
     let error = err("flow f {\n  when orderCompleted\n  stop\n}\n");
+    assert!(error.help.unwrap().contains("`order_completed`"));
+    // A name followed by `)` or `,` still gets its lower-case spelling.
+    let error = err("segment s = count(Order_Completed) > 1\n");
+    assert!(
+        error.help.clone().unwrap().contains("`order_completed`"),
+        "{:?}",
+        error.help
+    );
+    let error = err("segment s = count(Order Completed) > 1\n");
     assert!(error.help.unwrap().contains("`order_completed`"));
     let error = err("flow Welcome {\n  when x\n}\n");
     assert!(error.message.contains("a flow name"), "{}", error.message);
@@ -1461,6 +1557,7 @@ fn error_quoted_names_and_decimal_durations() {
         "names are written without quotes: `welcome`"
     );
     let error = err("flow f {\n  when x\n  wait 1.5h\n}\n");
+    assert_eq!(error.label, "expected a duration here");
     assert!(error.help.unwrap().contains("whole numbers"));
     let error = err("flow f {\n  when x\n  exit when y\n}\n");
     assert_eq!(error.message, "expected `if` or `on`, found `when`");

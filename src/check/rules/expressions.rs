@@ -20,7 +20,7 @@
 //!
 //! Must not: report anything about steps or declarations (other rules do).
 
-use crate::check::context::{did_you_mean, stdlib_help, stdlib_home, Context, Scope};
+use crate::check::context::{did_you_mean, stdlib_help, Context, Scope};
 use crate::check::types::Ty;
 use crate::diagnostic::Code;
 use crate::project::SourceUnit;
@@ -681,19 +681,17 @@ impl Checker<'_, '_, '_, '_> {
                     .map(String::as_str)
                     .chain(self.scope.names())
                     .collect();
-                let help = match (
-                    did_you_mean(&name.name, candidates),
-                    self.ctx.kind_of(&name.name),
-                ) {
-                    _ if stdlib_home(&name.name).is_some() => {
-                        stdlib_help(&name.name).unwrap_or_default()
-                    }
-                    (Some(hint), _) => hint,
-                    (None, Some(kind)) => format!("`{}` is {kind}, not a segment", name.name),
-                    (None, None) => format!(
-                        "declare it: `segment {} = ...`, or add the `use stdlib/...` that has it",
-                        name.name
-                    ),
+                let help = match stdlib_help(&name.name) {
+                    Some(help) => help,
+                    _ => self
+                        .ctx
+                        .kind_first(&name.name, "a segment", did_you_mean(&name.name, candidates))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "declare it: `segment {} = ...`, or add the `use stdlib/...` that has it",
+                                name.name
+                            )
+                        }),
                 };
                 let d = Context::at(
                     self.unit,
@@ -843,18 +841,16 @@ impl Checker<'_, '_, '_, '_> {
                     }
                     self.ctx.used_messages.insert(ident.name.clone());
                     if self.ctx.message(&ident.name).is_none() {
-                        let help = did_you_mean(
+                        let hint = did_you_mean(
                             &ident.name,
                             self.ctx.symbols.messages.keys().map(String::as_str),
-                        )
-                        .unwrap_or_else(|| {
-                            match self.ctx.kind_of(&ident.name) {
-                                Some(kind) => format!("`{}` is {kind}, not a message", ident.name),
-                                None => {
-                                    format!("declare it: `message {}: email {{ ... }}`", ident.name)
-                                }
-                            }
-                        });
+                        );
+                        let help = self
+                            .ctx
+                            .kind_first(&ident.name, "a message", hint)
+                            .unwrap_or_else(|| {
+                                format!("declare it: `message {}: email {{ ... }}`", ident.name)
+                            });
                         let d = Context::at(
                             self.unit,
                             Code::UnknownMessage,

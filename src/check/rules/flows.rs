@@ -420,15 +420,18 @@ fn send(ctx: &mut Context<'_>, unit: &SourceUnit, scope: Scope<'_>, message: &as
         .map(String::as_str)
         .chain(scope.names())
         .collect();
-    let help = did_you_mean(&message.name, candidates).unwrap_or_else(|| {
-        match ctx.kind_of(&message.name) {
-            Some(kind) => format!("`{}` is {kind}; `send` takes a message", message.name),
-            None => format!(
+    let help = ctx
+        .kind_first(
+            &message.name,
+            "a message",
+            did_you_mean(&message.name, candidates),
+        )
+        .unwrap_or_else(|| {
+            format!(
                 "declare it: `message {}: email {{ subject: \"...\" body: \"...\" }}`",
                 message.name
-            ),
-        }
-    });
+            )
+        });
     let d = Context::at(
         unit,
         Code::UnknownMessage,

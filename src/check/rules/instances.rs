@@ -28,11 +28,11 @@ pub fn check(ctx: &mut Context<'_>, unit: &SourceUnit, decl: &ast::FlowInstanceD
     let template = &decl.template;
     let Some((_, found)) = ctx.template(&template.name) else {
         let help = stdlib_help(&template.name)
-            .or_else(|| did_you_mean(&template.name, ctx.symbols.templates.keys().map(String::as_str)))
-            .unwrap_or_else(|| match ctx.kind_of(&template.name) {
-                Some(kind) => format!("`{}` is {kind}, not a flow template", template.name),
-                None => "declare it with `flow template NAME(...) { ... }`, or add the `use stdlib/...` that has it".to_string(),
-            });
+            .or_else(|| {
+                let hint = did_you_mean(&template.name, ctx.symbols.templates.keys().map(String::as_str));
+                ctx.kind_first(&template.name, "a flow template", hint)
+            })
+            .unwrap_or_else(|| "declare it with `flow template NAME(...) { ... }`, or add the `use stdlib/...` that has it".to_string());
         let d = Context::at(
             unit,
             Code::UnknownTemplate,

@@ -285,7 +285,10 @@ fn file_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, path: 
                     format!("`{}` does not exist", path.value),
                     format!(
                         "paths in `file(...)` are relative to the project root (`{}`); create the file or fix the path",
-                        ctx.project.root.display()
+                        match ctx.project.root.as_os_str().is_empty() {
+                            true => std::path::Path::new(".").display(),
+                            false => ctx.project.root.display(),
+                        }
                     ),
                 )
             } else {

@@ -33,7 +33,11 @@ pub fn zero(ctx: &mut Context<'_>, unit: &SourceUnit, duration: &ast::DurationEx
                 format!("{what} of zero length"),
             )
             .with_label("zero")
-            .with_help("give a positive duration such as `1h` or `1d`, or remove the step");
+            .with_help(if what.starts_with("`when every") {
+                "give the schedule a positive period, such as `when every day` or `when every 1w`"
+            } else {
+                "give a positive duration such as `1h` or `1d`, or remove the step"
+            });
             ctx.report(diagnostic);
         }
     }
@@ -80,40 +84,51 @@ pub fn arguments(
         let Some(ast::ExprKind::Duration(d)) = arg.map(|a| &a.value.kind) else {
             continue;
         };
-        if waits_on(&template.body.steps, &param.name.name) {
+        if let Some(keyword) = waits_on(&template.body.steps, &param.name.name) {
             let literal = ast::DurationExpr::Literal(*d);
-            zero(ctx, unit, &literal, &format!("`wait {}`", param.name.name));
+            zero(
+                ctx,
+                unit,
+                &literal,
+                &format!("`{keyword} {}`", param.name.name),
+            );
             long(ctx, unit, &literal);
         }
     }
 }
 
-/// Whether a block waits for the duration parameter `name` (`wait name`, `up to name`).
-fn waits_on(steps: &[ast::Step], name: &str) -> bool {
+/// How a block waits for the duration parameter `name`, if it does: `wait` (`wait name`) or
+/// `up to` (`wait for ... up to name`), the first one written.
+fn waits_on(steps: &[ast::Step], name: &str) -> Option<&'static str> {
     let is = |d: &ast::DurationExpr| matches!(d, ast::DurationExpr::Param(p) if p.name == name);
-    steps.iter().any(|step| match &step.kind {
-        ast::StepKind::Wait { duration } => is(duration),
+    steps.iter().find_map(|step| match &step.kind {
+        ast::StepKind::Wait { duration } => is(duration).then_some("wait"),
         ast::StepKind::WaitFor(w) => {
-            is(&w.timeout)
-                || match &w.body {
-                    ast::WaitForBody::None => false,
-                    ast::WaitForBody::Received(b) => waits_on(&b.steps, name),
-                    ast::WaitForBody::Arms(arms) => {
-                        arms.iter().any(|a| waits_on(&a.block.steps, name))
-                    }
-                }
-                || w.otherwise
-                    .as_ref()
-                    .is_some_and(|b| waits_on(&b.steps, name))
+            if is(&w.timeout) {
+                return Some("up to");
+            }
+            let inner = match &w.body {
+                ast::WaitForBody::None => None,
+                ast::WaitForBody::Received(b) => waits_on(&b.steps, name),
+                ast::WaitForBody::Arms(arms) => first_wait(arms.iter().map(|a| &a.block), name),
+            };
+            inner.or_else(|| first_wait(w.otherwise.iter(), name))
         }
         ast::StepKind::If {
             branches,
             otherwise,
-        } => {
-            branches.iter().any(|b| waits_on(&b.block.steps, name))
-                || otherwise.as_ref().is_some_and(|b| waits_on(&b.steps, name))
-        }
-        ast::StepKind::Split { arms } => arms.iter().any(|a| waits_on(&a.block.steps, name)),
-        _ => false,
+        } => first_wait(
+            branches.iter().map(|b| &b.block).chain(otherwise.iter()),
+            name,
+        ),
+        ast::StepKind::Split { arms } => first_wait(arms.iter().map(|a| &a.block), name),
+        _ => None,
     })
+}
+
+fn first_wait<'a>(
+    mut blocks: impl Iterator<Item = &'a ast::Block>,
+    name: &str,
+) -> Option<&'static str> {
+    blocks.find_map(|b| waits_on(&b.steps, name))
 }
