@@ -27,17 +27,7 @@ fn spec_dir(kind: &str) -> PathBuf {
 }
 
 fn flowc(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run flowc");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    super::support::flowc_in(dir, args)
 }
 
 fn cases(kind: &str) -> Vec<String> {

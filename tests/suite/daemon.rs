@@ -902,33 +902,10 @@ fn the_outbox_retries_transient_failures_and_dead_letters_permanent_ones() {
     .unwrap();
     let data = tempfile::tempdir().unwrap();
     let store = data.path().join("store");
-    let port = free_port();
-    let addr_daemon = format!("127.0.0.1:{port}");
+    let addr_daemon = format!("127.0.0.1:{}", free_port());
     let log = data.path().join("daemon.log");
-    let mut child = KillOnDrop(
-        Command::new(bin())
-            .arg("run")
-            .arg(project.path())
-            .args(["--listen", &addr_daemon, "--data"])
-            .arg(&store)
-            .env("FLOWC_ADMIN_KEY", "admin-test-key")
-            .env_remove("FLOWC_WRITE_KEY")
-            .env_remove("FLOWC_SMTP_URL")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = start_sending(project.path(), &store, &addr_daemon, &log);
     let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(
-        http(&addr_daemon, "GET", "/healthz", &[], b""),
-        Ok((200, _))
-    ) {
-        assert!(Instant::now() < deadline, "{}", daemon_log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let base = now() - 3 * 3600;
     let mut records = Vec::new();
     for (id, phone) in [
@@ -1313,34 +1290,7 @@ fn kill_9_during_dispatch_sends_each_step_with_one_idempotency_key() {
     assert!(expected_sms > 150);
     let log = data.path().join("daemon.log");
     let start = |port: u16| -> KillOnDrop {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = KillOnDrop(
-            Command::new(bin())
-                .arg("run")
-                .arg(project.path())
-                .args(["--listen", &format!("127.0.0.1:{port}"), "--data"])
-                .arg(&store)
-                .env_remove("FLOWC_WRITE_KEY")
-                .env("FLOWC_ADMIN_KEY", "admin-test-key")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log_file)
-                .spawn()
-                .unwrap(),
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !matches!(
-            http(&format!("127.0.0.1:{port}"), "GET", "/healthz", &[], b""),
-            Ok((200, _))
-        ) {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        child
+        start_sending(project.path(), &store, &format!("127.0.0.1:{port}"), &log)
     };
     let port = free_port();
     let mut child = start(port);
@@ -1416,6 +1366,43 @@ fn kill_9_during_dispatch_sends_each_step_with_one_idempotency_key() {
 }
 
 /// A child process killed when dropped (a failing test leaves no daemon behind).
+/// `flowc run` without `--dry-run` (it really sends) on `addr`, its log appended to `log`, the
+/// admin key `admin-test-key` and no secrets from the environment; returns once `/healthz`
+/// answers.
+fn start_sending(project: &Path, store: &Path, addr: &str, log: &Path) -> KillOnDrop {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = KillOnDrop(
+        Command::new(bin())
+            .arg("run")
+            .arg(project)
+            .args(["--listen", addr, "--data"])
+            .arg(store)
+            .env("FLOWC_ADMIN_KEY", "admin-test-key")
+            .env_remove("FLOWC_WRITE_KEY")
+            .env_remove("FLOWC_SMTP_URL")
+            .env_remove("FLOWC_SIGNING_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(http(addr, "GET", "/healthz", &[], b""), Ok((200, _))) {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not start:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
 struct KillOnDrop(Child);
 
 impl KillOnDrop {
@@ -1495,28 +1482,8 @@ fn email_goes_out_over_real_smtp_with_tracking_and_a_550_suppresses_the_address(
     .unwrap();
     let data = tempfile::tempdir().unwrap();
     let log = data.path().join("daemon.log");
-    let mut child = KillOnDrop(
-        Command::new(bin())
-            .arg("run")
-            .arg(project.path())
-            .args(["--listen", &addr, "--data"])
-            .arg(data.path().join("store"))
-            .env("FLOWC_ADMIN_KEY", "admin-test-key")
-            .env_remove("FLOWC_WRITE_KEY")
-            .env_remove("FLOWC_SMTP_URL")
-            .env_remove("FLOWC_SIGNING_KEY")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = start_sending(project.path(), &data.path().join("store"), &addr, &log);
     let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(http(&addr, "GET", "/healthz", &[], b""), Ok((200, _))) {
-        assert!(Instant::now() < deadline, "{}", daemon_log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
 
     // ana abandons a cart (marketing), bob orders (transactional receipt), nobody's address
     // does not exist. Two hours ago: the `wait 2s` before the cart reminder is long due.

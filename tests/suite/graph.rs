@@ -5,15 +5,10 @@ use std::path::Path;
 
 fn graph(format: &str, flow: &str) -> (i32, String, String) {
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/graph");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
-        .args(["graph", flow, "--format", format, "--project"])
-        .arg(&project)
-        .output()
-        .expect("run flowc");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+    super::support::run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
+            .args(["graph", flow, "--format", format, "--project"])
+            .arg(&project),
     )
 }
 

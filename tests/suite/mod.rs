@@ -11,5 +11,6 @@ mod engine_spec;
 mod fmt;
 mod graph;
 mod playbook;
+mod support;
 mod syntax;
 mod testing;

@@ -4,23 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-fn repo(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-/// Runs the binary; returns (exit code, stdout, stderr).
-fn flowc(args: &[&str]) -> (i32, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run flowc");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use super::support::{flowc, repo};
 
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")

@@ -2,7 +2,6 @@
 //! line, `--filter`, `--update`, and the summary line.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testing/cart")
@@ -19,17 +18,11 @@ fn copy_fixture() -> tempfile::TempDir {
 }
 
 fn flowc_test(dir: &Path, extra: &[&str]) -> (i32, String, String) {
-    let output: Output = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
-        .arg("test")
-        .arg(dir)
-        .args(extra)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run flowc");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+    super::support::run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
+            .arg("test")
+            .arg(dir)
+            .args(extra),
     )
 }
 
