@@ -275,23 +275,7 @@ fn engine_pass(compiled: &CompiledProject, workload: &Workload) -> EngineRun {
             break;
         }
         let began = Clock::now();
-        for record in &chunk {
-            let _ = store.update(&record.contact, |state| {
-                engine.apply(
-                    &record.contact,
-                    state,
-                    Input::Record(record),
-                    record.time,
-                    &mut out,
-                )
-            });
-            if out.deliveries.len() >= 100_000 {
-                deliveries += out.deliveries.len();
-                out.deliveries.clear();
-                out.entries.clear();
-                out.conversions.clear();
-            }
-        }
+        deliveries += apply_chunk(&engine, &mut store, &chunk, &mut out);
         seconds += began.elapsed().as_secs_f64();
         records += chunk.len();
     }
@@ -302,6 +286,31 @@ fn engine_pass(compiled: &CompiledProject, workload: &Workload) -> EngineRun {
         deliveries,
         store,
     }
+}
+
+/// The timed loop of [`engine_pass`] (not inlined, so that `valgrind --tool=callgrind
+/// --toggle-collect='*apply_chunk*'` counts exactly its instructions). Returns the
+/// deliveries drained from `out`.
+#[inline(never)]
+pub fn apply_chunk(
+    engine: &Engine<'_>,
+    store: &mut MemoryStore,
+    chunk: &[Record],
+    out: &mut Outcome,
+) -> usize {
+    let mut drained = 0;
+    for record in chunk {
+        let _ = store.update(&record.contact, |state| {
+            engine.apply(&record.contact, state, Input::Record(record), record.time, out)
+        });
+        if out.deliveries.len() >= 100_000 {
+            drained += out.deliveries.len();
+            out.deliveries.clear();
+            out.entries.clear();
+            out.conversions.clear();
+        }
+    }
+    drained
 }
 
 fn engine_section(compiled: &CompiledProject, options: &Options, contacts: usize) -> Vec<Figure> {
@@ -702,6 +711,34 @@ fn simulate_section(
             vec![deliveries as f64],
         ),
     ])
+}
+
+/// Phase 1 of `flowc simulate`: parse and validate (not inlined: a callgrind target).
+#[inline(never)]
+pub fn simulate_parse(compiled: &CompiledProject, text: &str) -> Result<Vec<Record>, BenchError> {
+    let records = crate::events::parse_jsonl(text)
+        .map_err(|e| BenchError(format!("generated file: {e}")))?;
+    for record in &records {
+        crate::events::validate(record, &compiled.schemas)
+            .map_err(|e| BenchError(format!("generated file: {e}")))?;
+    }
+    Ok(records)
+}
+
+/// Phase 2: the virtual clock.
+#[inline(never)]
+pub fn simulate_run(compiled: &CompiledProject, records: Vec<Record>) -> simulate::Simulation {
+    simulate::run(compiled, records, &SimulateOptions::default())
+}
+
+/// Phase 3: the delivery lines, as `flowc simulate` writes them.
+#[inline(never)]
+pub fn simulate_output(compiled: &CompiledProject, sim: &simulate::Simulation) -> Vec<u8> {
+    let mut sink: Vec<u8> = Vec::with_capacity(sim.deliveries.len() * 128);
+    for delivery in &sim.deliveries {
+        let _ = writeln!(sink, "{}", simulate::delivery_line(compiled, delivery, false));
+    }
+    sink
 }
 
 /// The real binary on a generated file: `flowc simulate PROJECT --events FILE > FILE`.
