@@ -301,7 +301,13 @@ pub fn apply_chunk(
     let mut drained = 0;
     for record in chunk {
         let _ = store.update(&record.contact, |state| {
-            engine.apply(&record.contact, state, Input::Record(record), record.time, out)
+            engine.apply(
+                &record.contact,
+                state,
+                Input::Record(record),
+                record.time,
+                out,
+            )
         });
         if out.deliveries.len() >= 100_000 {
             drained += out.deliveries.len();
@@ -633,25 +639,14 @@ fn simulate_section(
     let mut deliveries = 0;
     for _ in 0..options.runs.max(1) {
         let began = Clock::now();
-        let records = crate::events::parse_jsonl(&text)
-            .map_err(|e| BenchError(format!("generated file: {e}")))?;
-        for record in &records {
-            crate::events::validate(record, &compiled.schemas)
-                .map_err(|e| BenchError(format!("generated file: {e}")))?;
-        }
+        let records = simulate_parse(compiled, &text)?;
         let records_count = records.len();
         let parsed = Clock::now();
-        let sim = simulate::run(compiled, records, &SimulateOptions::default());
+        let sim = simulate_run(compiled, records);
         let ran = Clock::now();
-        let mut sink: Vec<u8> = Vec::with_capacity(sim.deliveries.len() * 128);
-        for delivery in &sim.deliveries {
-            let _ = writeln!(
-                sink,
-                "{}",
-                simulate::delivery_line(compiled, delivery, false)
-            );
-        }
+        let sink = simulate_output(compiled, &sim);
         let written = Clock::now();
+        drop(sink);
         deliveries = sim.deliveries.len();
         drop(sim);
         let seconds = |a: Clock, b: Clock| (b - a).as_secs_f64().max(1e-9);
@@ -716,8 +711,8 @@ fn simulate_section(
 /// Phase 1 of `flowc simulate`: parse and validate (not inlined: a callgrind target).
 #[inline(never)]
 pub fn simulate_parse(compiled: &CompiledProject, text: &str) -> Result<Vec<Record>, BenchError> {
-    let records = crate::events::parse_jsonl(text)
-        .map_err(|e| BenchError(format!("generated file: {e}")))?;
+    let records =
+        crate::events::parse_jsonl(text).map_err(|e| BenchError(format!("generated file: {e}")))?;
     for record in &records {
         crate::events::validate(record, &compiled.schemas)
             .map_err(|e| BenchError(format!("generated file: {e}")))?;
@@ -736,7 +731,11 @@ pub fn simulate_run(compiled: &CompiledProject, records: Vec<Record>) -> simulat
 pub fn simulate_output(compiled: &CompiledProject, sim: &simulate::Simulation) -> Vec<u8> {
     let mut sink: Vec<u8> = Vec::with_capacity(sim.deliveries.len() * 128);
     for delivery in &sim.deliveries {
-        let _ = writeln!(sink, "{}", simulate::delivery_line(compiled, delivery, false));
+        let _ = writeln!(
+            sink,
+            "{}",
+            simulate::delivery_line(compiled, delivery, false)
+        );
     }
     sink
 }

@@ -315,46 +315,88 @@ pub fn compare(op: BinOp, lhs: &Value<'_>, rhs: &Value<'_>) -> bool {
 /// (a `count`/`sum ... within D` occurrence leaving its window, a `since(E)` crossing one of the
 /// durations in the expression); `None` when time alone cannot change it.
 pub fn next_edge(ctx: &Ctx<'_>, expr: &Expr) -> Option<Instant> {
-    let mut durations = Vec::new();
-    collect_durations(ctx.project, expr, &mut durations, 0);
-    let mut best: Option<Instant> = None;
-    let mut consider = |t: Instant| {
-        if t > ctx.now {
-            best = Some(best.map_or(t, |b| b.min(t)));
-        }
-    };
-    visit_functions(ctx.project, expr, 0, &mut |e| match e {
-        Expr::Count {
-            event,
-            within: Some(d),
-            ..
-        }
-        | Expr::Sum {
-            event,
-            within: Some(d),
-            ..
-        } => {
-            for past in ctx
-                .contact
-                .history
-                .iter()
-                .filter(|p| p.event == *event && p.time <= ctx.now)
-            {
-                consider(time::add(past.time, *d, ctx.tz));
+    let edges = SegmentEdges::new(ctx.project, expr);
+    edges.next(ctx)
+}
+
+/// What [`next_edge`] needs from an expression, gathered once (the engine keeps one per
+/// `when entering` segment instead of walking the expression after every record).
+#[derive(Debug, Clone, Default)]
+pub struct SegmentEdges<'a> {
+    /// `count`/`sum ... within D` and `since(E)` calls, segment references followed.
+    functions: Vec<&'a Expr>,
+    /// Every duration literal of the expression.
+    durations: Vec<Dur>,
+}
+
+impl<'a> SegmentEdges<'a> {
+    pub fn new(project: &'a CompiledProject, expr: &'a Expr) -> SegmentEdges<'a> {
+        let mut durations = Vec::new();
+        collect_durations(project, expr, &mut durations, 0);
+        let mut functions = Vec::new();
+        visit_functions(project, expr, 0, &mut |e| {
+            if matches!(
+                e,
+                Expr::Count {
+                    within: Some(_),
+                    ..
+                } | Expr::Sum {
+                    within: Some(_),
+                    ..
+                } | Expr::Since(_)
+            ) {
+                functions.push(e);
             }
+        });
+        SegmentEdges {
+            functions,
+            durations,
         }
-        Expr::Since(event) => {
-            if let Some(last) = ctx.last_time(*event) {
-                for d in &durations {
-                    let edge = time::add(last, *d, ctx.tz);
-                    consider(edge);
-                    consider(edge + 1);
+    }
+
+    /// [`next_edge`] of the expression these were gathered from.
+    pub fn next(&self, ctx: &Ctx<'_>) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        let mut consider = |t: Instant| {
+            if t > ctx.now {
+                best = Some(best.map_or(t, |b| b.min(t)));
+            }
+        };
+        for e in &self.functions {
+            match e {
+                Expr::Count {
+                    event,
+                    within: Some(d),
+                    ..
                 }
+                | Expr::Sum {
+                    event,
+                    within: Some(d),
+                    ..
+                } => {
+                    for past in ctx
+                        .contact
+                        .history
+                        .iter()
+                        .filter(|p| p.event == *event && p.time <= ctx.now)
+                    {
+                        consider(time::add(past.time, *d, ctx.tz));
+                    }
+                }
+                Expr::Since(event) => {
+                    if let Some(last) = ctx.last_time(*event) {
+                        for d in &self.durations {
+                            let edge = time::add(last, *d, ctx.tz);
+                            consider(edge);
+                            consider(edge + 1);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
-        _ => {}
-    });
-    best
+        best
+    }
 }
 
 /// Calls `f` on every behaviour function (`count`, `sum`, `last`, `since`) in `expr`,

@@ -146,11 +146,14 @@ pub struct Engine<'p> {
     /// `when entering` segments, sorted, with the flows they start.
     entering: Vec<(SegmentId, Vec<FlowId>)>,
     anniversary_flows: Vec<FlowId>,
-    /// The longest frequency-cap window per channel bit.
-    longest_limit: HashMap<Channel, crate::compile::Dur>,
+    /// The longest frequency-cap window per channel (indexed by [`channel_slot`]; an array,
+    /// not a hash map: it is read on every send and every settle with sends).
+    longest_limit: [Option<crate::compile::Dur>; 4],
     unsubscribed: Option<EventId>,
     /// Per event: whether a `when entering` segment reads its history.
     entering_reads_event: Vec<bool>,
+    /// Per `when entering` segment (as in `entering`): what its time edges depend on.
+    entering_edges: Vec<eval::SegmentEdges<'p>>,
 }
 
 impl<'p> Engine<'p> {
@@ -192,9 +195,9 @@ impl<'p> Engine<'p> {
             }
         }
         entering.sort_by_key(|(s, _)| *s);
-        let mut longest_limit = HashMap::new();
+        let mut longest_limit: [Option<crate::compile::Dur>; 4] = [None; 4];
         for limit in &project.policy.limits {
-            let entry = longest_limit.entry(limit.channel).or_insert(limit.per);
+            let entry = longest_limit[channel_slot(limit.channel)].get_or_insert(limit.per);
             if limit.per.max_seconds() > entry.max_seconds() {
                 *entry = limit.per;
             }
@@ -216,9 +219,17 @@ impl<'p> Engine<'p> {
                 });
             }
         }
+        let entering_edges = entering
+            .iter()
+            .map(|(segment, _)| match project.segments.get(segment.index()) {
+                Some(s) => eval::SegmentEdges::new(project, &s.expr),
+                None => eval::SegmentEdges::default(),
+            })
+            .collect();
         Engine {
             project,
             options,
+            entering_edges,
             default_tz,
             event_ids,
             triggered_by,
@@ -307,6 +318,16 @@ impl<'p> Engine<'p> {
                 }
             }
         }
+    }
+}
+
+/// A channel's index in per-channel arrays.
+fn channel_slot(channel: Channel) -> usize {
+    match channel {
+        Channel::Email => 0,
+        Channel::Sms => 1,
+        Channel::Push => 2,
+        Channel::Webhook => 3,
     }
 }
 
@@ -526,8 +547,24 @@ impl<'p> Run<'_, 'p> {
             }
         }
 
-        // 2. `wait for`: the first matching arm wins.
-        let ids: Vec<u32> = self.state.instances.iter().map(|i| i.id).collect();
+        // 2. `wait for`: the first matching arm wins. (Most records find no instance waiting
+        // for an event: then no list of ids is allocated.)
+        let engine = self.engine;
+        let any_waiting = self.state.instances.iter().any(|i| {
+            matches!(
+                engine
+                    .flow(i.flow)
+                    .states
+                    .get(i.state.index())
+                    .map(|s| &s.kind),
+                Some(StateKind::WaitFor { .. })
+            )
+        });
+        let ids: Vec<u32> = if any_waiting {
+            self.state.instances.iter().map(|i| i.id).collect()
+        } else {
+            Vec::new()
+        };
         for id in ids {
             let Some(position) = self.state.instances.iter().position(|i| i.id == id) else {
                 continue;
@@ -770,19 +807,18 @@ impl<'p> Run<'_, 'p> {
         }
         if !self.state.sends.is_empty() {
             let longest = &self.engine.longest_limit;
-            self.state
-                .sends
-                .retain(|(c, t)| longest.get(c).is_some_and(|d| *t > time::sub(now, *d, tz)));
+            self.state.sends.retain(|(c, t)| {
+                longest[channel_slot(*c)].is_some_and(|d| *t > time::sub(now, d, tz))
+            });
         }
         self.state.goals.retain(|(_, deadline)| *deadline >= now);
 
         if recompute_segments || self.segments_dirty {
             let mut edge: Option<Instant> = None;
-            for (segment, _) in &self.engine.entering {
-                if let Some(s) = project.segments.get(segment.index()) {
-                    if let Some(e) = eval::next_edge(&self.ctx(now, None, None), &s.expr) {
-                        edge = Some(edge.map_or(e, |w| w.min(e)));
-                    }
+            let ctx = self.ctx(now, None, None);
+            for edges in &self.engine.entering_edges {
+                if let Some(e) = edges.next(&ctx) {
+                    edge = Some(edge.map_or(e, |w| w.min(e)));
                 }
             }
             self.state.segment_wake = edge;
@@ -1136,7 +1172,7 @@ impl<'p> Run<'_, 'p> {
         };
         if reason.is_none()
             && !msg.transactional
-            && self.engine.longest_limit.contains_key(&channel)
+            && self.engine.longest_limit[channel_slot(channel)].is_some()
         {
             self.state.sends.push((channel, now));
         }
