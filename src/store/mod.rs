@@ -55,7 +55,10 @@ pub struct MemoryStore {
     /// far kinder to the cache than a tree with one node per contact).
     queue: BinaryHeap<Reverse<(Instant, u32)>>,
     seen: FastSet<String>,
-    pending: FastSet<u32>,
+    /// Per slot: something other than a recurring trigger is pending (a flag per contact,
+    /// not a hash set: schedule ticks requeue every contact).
+    pending: Vec<bool>,
+    pending_count: usize,
 }
 
 impl MemoryStore {
@@ -72,6 +75,7 @@ impl MemoryStore {
         self.names.push(contact.to_string());
         self.states.push(ContactState::default());
         self.queued.push(None);
+        self.pending.push(false);
         i
     }
 
@@ -84,10 +88,13 @@ impl MemoryStore {
             }
             self.drop_stale();
         }
-        if pending {
-            self.pending.insert(id);
-        } else if !self.pending.is_empty() {
-            self.pending.remove(&id);
+        if self.pending[slot] != pending {
+            self.pending[slot] = pending;
+            if pending {
+                self.pending_count += 1;
+            } else {
+                self.pending_count -= 1;
+            }
         }
     }
 
@@ -175,6 +182,6 @@ impl Store for MemoryStore {
     }
 
     fn any_pending(&self) -> bool {
-        !self.pending.is_empty()
+        self.pending_count > 0
     }
 }
