@@ -199,7 +199,25 @@ impl<'a> Ctx<'a> {
                 lhs,
                 rhs,
             } => Value::Bool(self.test(lhs) || self.test(rhs)),
-            Expr::Binary { op, lhs, rhs } => binary(*op, self.eval(lhs), self.eval(rhs)),
+            Expr::Binary { op, lhs, rhs } => {
+                let (lhs, rhs) = (self.eval(lhs), self.eval(rhs));
+                // Comparisons of numbers (segment thresholds, evaluated for every contact at
+                // every schedule tick) without moving the values through `binary`.
+                if let (Value::Number(a), Value::Number(b)) = (&lhs, &rhs) {
+                    let ordering = a.partial_cmp(b);
+                    use std::cmp::Ordering::{Equal, Greater, Less};
+                    match op {
+                        BinOp::Eq => return Value::Bool(ordering == Some(Equal)),
+                        BinOp::Ne => return Value::Bool(ordering != Some(Equal)),
+                        BinOp::Lt => return Value::Bool(ordering == Some(Less)),
+                        BinOp::Le => return Value::Bool(matches!(ordering, Some(Less | Equal))),
+                        BinOp::Gt => return Value::Bool(ordering == Some(Greater)),
+                        BinOp::Ge => return Value::Bool(matches!(ordering, Some(Greater | Equal))),
+                        _ => {}
+                    }
+                }
+                binary(*op, lhs, rhs)
+            }
             Expr::In { needle, list } => {
                 let needle = self.eval(needle);
                 let found = match self.eval(list) {
