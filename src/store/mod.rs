@@ -46,11 +46,7 @@ pub trait Store {
 /// integers.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    /// Contact id → slot. Ids of up to [`INLINE`] bytes (UUIDs included) are kept inside the
-    /// table, so that a look-up follows no pointer to compare keys (a cache miss per record
-    /// at a million contacts).
-    index: FastMap<ContactKey, u32>,
-    long_index: FastMap<String, u32>,
+    index: FastMap<String, u32>,
     names: Vec<String>,
     states: Vec<ContactState>,
     queued: Vec<Option<Instant>>,
@@ -65,64 +61,22 @@ pub struct MemoryStore {
     pending_count: usize,
 }
 
-/// Contact ids up to this many bytes are stored inline in [`ContactKey`].
-const INLINE: usize = 39;
-
-/// A contact id of up to [`INLINE`] bytes as a key of the memory store's index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ContactKey {
-    len: u8,
-    bytes: [u8; INLINE],
-}
-
-impl ContactKey {
-    /// `None` for longer ids (they are kept in `MemoryStore::long_index`).
-    fn new(contact: &str) -> Option<ContactKey> {
-        let source = contact.as_bytes();
-        (source.len() <= INLINE).then(|| {
-            let mut bytes = [0; INLINE];
-            bytes[..source.len()].copy_from_slice(source);
-            ContactKey {
-                len: source.len() as u8,
-                bytes,
-            }
-        })
-    }
-}
-
-impl std::hash::Hash for ContactKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write(&self.bytes[..usize::from(self.len)]);
-    }
-}
-
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
     }
 
     fn slot(&mut self, contact: &str) -> usize {
-        if let Some(i) = self.find(contact) {
-            return i;
+        if let Some(i) = self.index.get(contact) {
+            return *i as usize;
         }
         let i = self.states.len();
-        match ContactKey::new(contact) {
-            Some(key) => self.index.insert(key, i as u32),
-            None => self.long_index.insert(contact.to_string(), i as u32),
-        };
+        self.index.insert(contact.to_string(), i as u32);
         self.names.push(contact.to_string());
         self.states.push(ContactState::default());
         self.queued.push(None);
         self.pending.push(false);
         i
-    }
-
-    fn find(&self, contact: &str) -> Option<usize> {
-        match ContactKey::new(contact) {
-            Some(key) => self.index.get(&key),
-            None => self.long_index.get(contact),
-        }
-        .map(|i| *i as usize)
     }
 
     fn requeue(&mut self, slot: usize, wake: Option<Instant>, pending: bool) {
@@ -164,7 +118,7 @@ impl MemoryStore {
 
     /// Read access to one state (tests and reports).
     pub fn get(&self, contact: &str) -> Option<&ContactState> {
-        self.find(contact).map(|i| &self.states[i])
+        self.index.get(contact).map(|i| &self.states[*i as usize])
     }
 
     /// Every state (for size measurements).
@@ -229,37 +183,5 @@ impl Store for MemoryStore {
 
     fn any_pending(&self) -> bool {
         self.pending_count > 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_and_long_contact_ids_find_their_own_state() {
-        let ids = [
-            String::new(),
-            "c1".to_string(),
-            "x".repeat(INLINE),
-            "x".repeat(INLINE + 1),
-            "y".repeat(200),
-            "9b2f0c1e-5d7a-4c3b-8e6f-2a1d0b9c8e7f".to_string(),
-        ];
-        let mut store = MemoryStore::new();
-        for (n, id) in ids.iter().enumerate() {
-            store
-                .update(id, |state| state.next_instance = n as u32 + 1)
-                .unwrap();
-        }
-        for (n, id) in ids.iter().enumerate() {
-            assert_eq!(store.get(id).unwrap().next_instance, n as u32 + 1, "{id}");
-            let loaded = store.load(id).unwrap().unwrap();
-            assert_eq!(loaded.next_instance, n as u32 + 1);
-        }
-        assert!(store.get("c2").is_none() && store.get(&"x".repeat(INLINE + 2)).is_none());
-        let mut sorted = ids.to_vec();
-        sorted.sort();
-        assert_eq!(store.contacts(), sorted);
     }
 }
