@@ -154,6 +154,9 @@ pub struct Engine<'p> {
     entering_reads_event: Vec<bool>,
     /// Per `when entering` segment (as in `entering`): what its time edges depend on.
     entering_edges: Vec<eval::SegmentEdges<'p>>,
+    /// Per segment: events of which a member's history holds at least one occurrence
+    /// ([`eval::required_events`]).
+    segment_requires: Vec<Option<Vec<EventId>>>,
 }
 
 impl<'p> Engine<'p> {
@@ -226,10 +229,16 @@ impl<'p> Engine<'p> {
                 None => eval::SegmentEdges::default(),
             })
             .collect();
+        let segment_requires = project
+            .segments
+            .iter()
+            .map(|s| eval::required_events(project, &s.expr, 0))
+            .collect();
         Engine {
             project,
             options,
             entering_edges,
+            segment_requires,
             default_tz,
             event_ids,
             triggered_by,
@@ -761,6 +770,13 @@ impl<'p> Run<'_, 'p> {
         let flow = self.engine.flow(flow_id);
         for trigger in &flow.triggers {
             if let Trigger::Every { segment, .. } = trigger {
+                // Most contacts of a large audience cannot be members: say so from the
+                // history alone, without evaluating the segment.
+                if let Some(Some(events)) = self.engine.segment_requires.get(segment.index()) {
+                    if !self.state.history.iter().any(|e| events.contains(&e.event)) {
+                        continue;
+                    }
+                }
                 let member = self
                     .project
                     .segments
