@@ -62,15 +62,66 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<Record>, RecordError> {
         if line.trim().is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_str(line).map_err(|e| RecordError {
-            line: index + 1,
-            reason: format!("not valid JSON: {e}"),
-        })?;
-        if let Some(record) = parse_owned_record(value, index + 1)? {
+        let parsed = match parse_fast(line, index + 1) {
+            Some(parsed) => parsed,
+            None => {
+                let value: Value = serde_json::from_str(line).map_err(|e| RecordError {
+                    line: index + 1,
+                    reason: format!("not valid JSON: {e}"),
+                })?;
+                parse_owned_record(value, index + 1)
+            }
+        };
+        if let Some(record) = parsed? {
             records.push(record);
         }
     }
     Ok(records)
+}
+
+/// The fields of a record flowc reads, deserialised straight from the text: no
+/// `serde_json::Value` for the whole record, names borrowed. Anything this shape cannot hold
+/// (a non-string `type`, `event` or `timestamp`, an escaped one, a non-object `traits`,
+/// a duplicate key, bad JSON) makes [`parse_fast`] give up, and the line goes through the
+/// general path, which gives the same records and the same errors.
+#[derive(serde::Deserialize)]
+struct FastRecord<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a str>,
+    #[serde(rename = "userId")]
+    user_id: Option<Value>,
+    #[serde(rename = "anonymousId")]
+    anonymous_id: Option<Value>,
+    #[serde(borrow)]
+    timestamp: Option<&'a str>,
+    #[serde(rename = "messageId")]
+    message_id: Option<Value>,
+    #[serde(borrow)]
+    event: Option<&'a str>,
+    traits: Option<Map<String, Value>>,
+    properties: Option<Map<String, Value>>,
+}
+
+/// One line through [`FastRecord`]; `None` when the general path must decide.
+fn parse_fast(line: &str, number: usize) -> Option<Result<Option<Record>, RecordError>> {
+    // A derived struct would also accept a JSON array (fields by position).
+    if !line.trim_start().starts_with('{') {
+        return None;
+    }
+    let fast: FastRecord<'_> = serde_json::from_str(line).ok()?;
+    Some(build(
+        number,
+        Parts {
+            kind: fast.kind,
+            user_id: fast.user_id.as_ref(),
+            anonymous_id: fast.anonymous_id.as_ref(),
+            timestamp: Ok(fast.timestamp),
+            message_id: fast.message_id.as_ref(),
+            event: fast.event,
+            traits: fast.traits.unwrap_or_default(),
+            properties: fast.properties.unwrap_or_default(),
+        },
+    ))
 }
 
 /// Parses one record; `Ok(None)` for record types flowc ignores.
@@ -87,7 +138,54 @@ pub fn parse_owned_record(mut value: Value, line: usize) -> Result<Option<Record
     let traits = take_object(object, "traits").map_err(fail)?;
     let properties = take_object(object, "properties").map_err(fail)?;
     let object = &*object;
-    let kind = match object.get("type").and_then(Value::as_str) {
+    let timestamp = match object.get("timestamp") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(other) => Err(other),
+    };
+    build(
+        line,
+        Parts {
+            kind: object.get("type").and_then(Value::as_str),
+            user_id: object.get("userId"),
+            anonymous_id: object.get("anonymousId"),
+            timestamp,
+            message_id: object.get("messageId"),
+            event: object.get("event").and_then(Value::as_str),
+            traits,
+            properties,
+        },
+    )
+}
+
+/// What a record's checks read, from either path.
+struct Parts<'a> {
+    kind: Option<&'a str>,
+    user_id: Option<&'a Value>,
+    anonymous_id: Option<&'a Value>,
+    /// `Ok(None)`: missing or null; `Err`: not a string.
+    timestamp: Result<Option<&'a str>, &'a Value>,
+    message_id: Option<&'a Value>,
+    /// `None`: missing or not a string.
+    event: Option<&'a str>,
+    traits: Map<String, Value>,
+    properties: Map<String, Value>,
+}
+
+/// The checks and normalisation of a record, in the order its errors are reported.
+fn build(line: usize, parts: Parts<'_>) -> Result<Option<Record>, RecordError> {
+    let fail = |reason: String| RecordError { line, reason };
+    let Parts {
+        kind,
+        user_id,
+        anonymous_id,
+        timestamp,
+        message_id,
+        event,
+        traits,
+        properties,
+    } = parts;
+    let kind = match kind {
         Some("identify") => RecordKind::Identify,
         Some("track") => RecordKind::Track,
         Some("page" | "screen" | "group" | "alias") => return Ok(None),
@@ -103,9 +201,9 @@ pub fn parse_owned_record(mut value: Value, line: usize) -> Result<Option<Record
             ))
         }
     };
-    let contact = ["userId", "anonymousId"]
+    let contact = [user_id, anonymous_id]
         .iter()
-        .find_map(|key| match object.get(*key) {
+        .find_map(|value| match value {
             Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
@@ -113,13 +211,13 @@ pub fn parse_owned_record(mut value: Value, line: usize) -> Result<Option<Record
         .ok_or_else(|| {
             fail("no `userId` or `anonymousId`; a record must name its contact".to_string())
         })?;
-    let (time, nanos) = match object.get("timestamp") {
-        None | Some(Value::Null) => {
+    let (time, nanos) = match timestamp {
+        Ok(None) => {
             return Err(fail(
                 "`timestamp` is missing; every record needs an RFC 3339 time such as `2026-03-01T10:00:00Z`".to_string(),
             ))
         }
-        Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s.trim()) {
+        Ok(Some(s)) => match DateTime::parse_from_rfc3339(s.trim()) {
             Ok(dt) => (dt.timestamp(), dt.timestamp_subsec_nanos()),
             Err(e) => {
                 return Err(fail(format!(
@@ -127,9 +225,9 @@ pub fn parse_owned_record(mut value: Value, line: usize) -> Result<Option<Record
                 )))
             }
         },
-        Some(other) => return Err(fail(format!("`timestamp` must be an RFC 3339 string, found `{other}`"))),
+        Err(other) => return Err(fail(format!("`timestamp` must be an RFC 3339 string, found `{other}`"))),
     };
-    let message_id = match object.get("messageId") {
+    let message_id = match message_id {
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
@@ -137,10 +235,8 @@ pub fn parse_owned_record(mut value: Value, line: usize) -> Result<Option<Record
     let event = match kind {
         RecordKind::Identify => String::new(),
         RecordKind::Track => {
-            let raw = object
-                .get("event")
-                .and_then(Value::as_str)
-                .ok_or_else(|| fail("a `track` record needs an `event` name".to_string()))?;
+            let raw =
+                event.ok_or_else(|| fail("a `track` record needs an `event` name".to_string()))?;
             let name = normalize_event_name(raw);
             if name.is_empty() {
                 return Err(fail(format!("event name `{raw}` has no letters or digits")));
@@ -249,6 +345,51 @@ mod tests {
         assert_eq!(records[1].contact, "a9");
         assert_eq!(records[1].line, 3);
         assert_eq!(records[1].time, records[0].time);
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_one() {
+        let lines = [
+            r#"{"type":"identify","userId":"c1","timestamp":"2026-03-01T10:00:00Z","traits":{"email":"a@x","consent":{"email":true}}}"#,
+            r#"{"type":"track","userId":42,"event":"Order Completed","timestamp":"2026-03-01T10:00:00.5+01:00","properties":{"total":3.5},"messageId":7}"#,
+            r#"{"type":"track","userId":"  ","anonymousId":"a1","event":"x","timestamp":"2026-03-01T10:00:00Z","messageId":{"a":1}}"#,
+            r#"{"type":"track","userId":"c","event":"unsubscribed","timestamp":"2026-03-01T10:00:00Z","properties":{"channel":"fax"}}"#,
+            r#"{"type":"track","userId":"c","event":"unsubscribed","timestamp":"2026-03-01T10:00:00Z","properties":null,"traits":null}"#,
+            r#"{"type":"tr\u0061ck","userId":"c","event":"x","timestamp":"2026-03-01T10:00:00Z"}"#,
+            r#"{"type":"track","userId":"c","event":"x","event":"y","timestamp":"2026-03-01T10:00:00Z"}"#,
+            r#"{"type":"track","userId":"c","event":5,"timestamp":"2026-03-01T10:00:00Z"}"#,
+            r#"{"type":"identify","userId":"c","event":5,"timestamp":"2026-03-01T10:00:00Z"}"#,
+            r#"{"type":"track","userId":"c","event":"x","timestamp":12}"#,
+            r#"{"type":"track","userId":"c","event":"x","timestamp":null}"#,
+            r#"{"type":"track","userId":"c","event":"x","timestamp":"yesterday"}"#,
+            r#"{"type":7,"userId":"c","event":"x","timestamp":"2026-03-01T10:00:00Z"}"#,
+            r#"{"type":"page","userId":"c","timestamp":"2026-03-01T10:00:00Z","properties":{"path":"/"}}"#,
+            r#"{"type":"alien","userId":"c","timestamp":"2026-03-01T10:00:00Z"}"#,
+            r#"{"type":"track","event":"x","timestamp":"2026-03-01T10:00:00Z"}"#,
+            r#"{"type":"track","userId":"c","event":"!!","timestamp":"2026-03-01T10:00:00Z","extra":[1,{"a":null}]}"#,
+            r#"{"type":"track","userId":"c","event":"x","timestamp":"2026-03-01T10:00:00Z","traits":[1]}"#,
+            r#"["track","c","x","2026-03-01T10:00:00Z"]"#,
+            r#"{"type":"track","userId":"c","event":"x","timestamp":"2026-03-01T10:00:00Z"} trailing"#,
+            r#"  {"type":"identify","userId":"ü\n","timestamp":"2026-03-01T10:00:00Z","traits":{"a":{"a":1,"a":2}}}"#,
+        ];
+        assert!(parse_fast(lines[0], 1).is_some() && parse_fast(lines[1], 1).is_some());
+        for line in lines {
+            let general = serde_json::from_str::<Value>(line)
+                .map_err(|e| e.to_string())
+                .map(|v| parse_owned_record(v, 1));
+            if let Some(fast) = parse_fast(line, 1) {
+                assert_eq!(Ok(fast), general, "{line}");
+            }
+            let whole = parse_jsonl(line).map(|r| r.into_iter().next());
+            match general {
+                Ok(record) => assert_eq!(
+                    whole.map_err(|e| e.reason),
+                    record.map_err(|e| e.reason),
+                    "{line}"
+                ),
+                Err(_) => assert!(whole.is_err(), "{line}"),
+            }
+        }
     }
 
     #[test]

@@ -274,17 +274,26 @@ pub fn delivery_line(project: &CompiledProject, delivery: &Delivery, render: boo
         .get(delivery.flow.index())
         .map_or("", |f| f.name.as_str());
     let message = project.messages.get(delivery.message.index());
-    let mut line = format!(
-        "{{\"time\":\"{}\",\"contact\":{},\"flow\":{},\"message\":{},\"channel\":\"{}\",\"status\":\"{}\"",
-        time::format_instant(delivery.time),
-        json_string(&delivery.contact),
-        json_string(flow),
-        json_string(message.map_or("", |m| m.name.as_str())),
-        delivery.channel.keyword(),
-        delivery.status.as_str(),
-    );
+    // Written field by field (no `format!`, no serde_json value per string): one line per
+    // delivery is the bulk of `flowc simulate`'s output.
+    let mut line = String::with_capacity(160);
+    line.push_str("{\"time\":\"");
+    time::push_instant(&mut line, delivery.time);
+    line.push_str("\",\"contact\":");
+    push_json_string(&mut line, &delivery.contact);
+    line.push_str(",\"flow\":");
+    push_json_string(&mut line, flow);
+    line.push_str(",\"message\":");
+    push_json_string(&mut line, message.map_or("", |m| m.name.as_str()));
+    line.push_str(",\"channel\":\"");
+    line.push_str(delivery.channel.keyword());
+    line.push_str("\",\"status\":\"");
+    line.push_str(delivery.status.as_str());
+    line.push('"');
     if let Some(reason) = delivery.reason {
-        line.push_str(&format!(",\"reason\":\"{}\"", reason.as_str()));
+        line.push_str(",\"reason\":\"");
+        line.push_str(reason.as_str());
+        line.push('"');
     }
     if render && delivery.reason.is_none() {
         if let (Some(message), Some(context)) = (message, &delivery.context) {
@@ -328,7 +337,38 @@ pub fn trace_line(project: &CompiledProject, entry: &TraceEntry) -> String {
 }
 
 fn json_string(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
+    let mut out = String::with_capacity(s.len() + 2);
+    push_json_string(&mut out, s);
+    out
+}
+
+/// Appends `s` as a JSON string, escaped exactly as serde_json escapes it (`"`, `\\`, and
+/// control characters; nothing else).
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, byte) in s.bytes().enumerate() {
+        let escape: &str = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{byte:04x}"));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// Loads, checks and compiles a project, printing diagnostics. `Err` holds the exit code.
@@ -462,4 +502,19 @@ pub fn command(args: &SimulateArgs) -> u8 {
     }
     let _ = out.flush();
     EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every: String = (0u8..128).map(char::from).collect();
+        every.push_str("é中😀 \u{2028}\u{7f}");
+        for s in [every.as_str(), "", "plain", "a\"b\\c", "\u{1}x\u{1f}"] {
+            assert_eq!(
+                super::json_string(s),
+                serde_json::Value::from(s).to_string()
+            );
+        }
+    }
 }

@@ -199,7 +199,25 @@ impl<'a> Ctx<'a> {
                 lhs,
                 rhs,
             } => Value::Bool(self.test(lhs) || self.test(rhs)),
-            Expr::Binary { op, lhs, rhs } => binary(*op, self.eval(lhs), self.eval(rhs)),
+            Expr::Binary { op, lhs, rhs } => {
+                let (lhs, rhs) = (self.eval(lhs), self.eval(rhs));
+                // Comparisons of numbers (segment thresholds, evaluated for every contact at
+                // every schedule tick) without moving the values through `binary`.
+                if let (Value::Number(a), Value::Number(b)) = (&lhs, &rhs) {
+                    let ordering = a.partial_cmp(b);
+                    use std::cmp::Ordering::{Equal, Greater, Less};
+                    match op {
+                        BinOp::Eq => return Value::Bool(ordering == Some(Equal)),
+                        BinOp::Ne => return Value::Bool(ordering != Some(Equal)),
+                        BinOp::Lt => return Value::Bool(ordering == Some(Less)),
+                        BinOp::Le => return Value::Bool(matches!(ordering, Some(Less | Equal))),
+                        BinOp::Gt => return Value::Bool(ordering == Some(Greater)),
+                        BinOp::Ge => return Value::Bool(matches!(ordering, Some(Greater | Equal))),
+                        _ => {}
+                    }
+                }
+                binary(*op, lhs, rhs)
+            }
             Expr::In { needle, list } => {
                 let needle = self.eval(needle);
                 let found = match self.eval(list) {
@@ -315,46 +333,141 @@ pub fn compare(op: BinOp, lhs: &Value<'_>, rhs: &Value<'_>) -> bool {
 /// (a `count`/`sum ... within D` occurrence leaving its window, a `since(E)` crossing one of the
 /// durations in the expression); `None` when time alone cannot change it.
 pub fn next_edge(ctx: &Ctx<'_>, expr: &Expr) -> Option<Instant> {
-    let mut durations = Vec::new();
-    collect_durations(ctx.project, expr, &mut durations, 0);
-    let mut best: Option<Instant> = None;
-    let mut consider = |t: Instant| {
-        if t > ctx.now {
-            best = Some(best.map_or(t, |b| b.min(t)));
-        }
-    };
-    visit_functions(ctx.project, expr, 0, &mut |e| match e {
-        Expr::Count {
-            event,
-            within: Some(d),
-            ..
-        }
-        | Expr::Sum {
-            event,
-            within: Some(d),
-            ..
-        } => {
-            for past in ctx
-                .contact
-                .history
-                .iter()
-                .filter(|p| p.event == *event && p.time <= ctx.now)
-            {
-                consider(time::window_exit(past.time, *d, ctx.tz));
+    let edges = SegmentEdges::new(ctx.project, expr);
+    edges.next(ctx)
+}
+
+/// What [`next_edge`] needs from an expression, gathered once (the engine keeps one per
+/// `when entering` segment instead of walking the expression after every record).
+#[derive(Debug, Clone, Default)]
+pub struct SegmentEdges<'a> {
+    /// `count`/`sum ... within D` and `since(E)` calls, segment references followed.
+    functions: Vec<&'a Expr>,
+    /// Every duration literal of the expression.
+    durations: Vec<Dur>,
+}
+
+impl<'a> SegmentEdges<'a> {
+    pub fn new(project: &'a CompiledProject, expr: &'a Expr) -> SegmentEdges<'a> {
+        let mut durations = Vec::new();
+        collect_durations(project, expr, &mut durations, 0);
+        let mut functions = Vec::new();
+        visit_functions(project, expr, 0, &mut |e| {
+            if matches!(
+                e,
+                Expr::Count {
+                    within: Some(_),
+                    ..
+                } | Expr::Sum {
+                    within: Some(_),
+                    ..
+                } | Expr::Since(_)
+            ) {
+                functions.push(e);
             }
+        });
+        SegmentEdges {
+            functions,
+            durations,
         }
-        Expr::Since(event) => {
-            if let Some(last) = ctx.last_time(*event) {
-                for d in &durations {
-                    let edge = time::window_exit(last, *d, ctx.tz);
-                    consider(edge);
-                    consider(edge + 1);
+    }
+
+    /// [`next_edge`] of the expression these were gathered from.
+    pub fn next(&self, ctx: &Ctx<'_>) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        let mut consider = |t: Instant| {
+            if t > ctx.now {
+                best = Some(best.map_or(t, |b| b.min(t)));
+            }
+        };
+        for e in &self.functions {
+            match e {
+                Expr::Count {
+                    event,
+                    within: Some(d),
+                    ..
                 }
+                | Expr::Sum {
+                    event,
+                    within: Some(d),
+                    ..
+                } => {
+                    for past in ctx
+                        .contact
+                        .history
+                        .iter()
+                        .filter(|p| p.event == *event && p.time <= ctx.now)
+                    {
+                        consider(time::window_exit(past.time, *d, ctx.tz));
+                    }
+                }
+                Expr::Since(event) => {
+                    if let Some(last) = ctx.last_time(*event) {
+                        for d in &self.durations {
+                            let edge = time::window_exit(last, *d, ctx.tz);
+                            consider(edge);
+                            consider(edge + 1);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
-        _ => {}
-    });
-    best
+        best
+    }
+}
+
+/// Events of which the contact's history must hold at least one occurrence for `expr` to be
+/// true (`None`: no such guarantee). Recognised: `count(E ...) >= n` (n > 0), `> n` (n >= 0),
+/// `== n` (n > 0); `sum(E.p ...) >= n` (n > 0), `> n` (n >= 0), `== n` (n != 0) (a sum over
+/// no occurrence is 0); `a and b` (either side's events); `a or b` (both sides' events);
+/// segment references. A schedule tick uses it to skip contacts that cannot be members
+/// without evaluating the segment.
+pub fn required_events(
+    project: &CompiledProject,
+    expr: &Expr,
+    depth: usize,
+) -> Option<Vec<EventId>> {
+    if depth > 32 {
+        return None;
+    }
+    match expr {
+        Expr::Segment(id) => project
+            .segments
+            .get(id.index())
+            .and_then(|s| required_events(project, &s.expr, depth + 1)),
+        Expr::Binary {
+            op: BinOp::And,
+            lhs,
+            rhs,
+        } => required_events(project, lhs, depth + 1)
+            .or_else(|| required_events(project, rhs, depth + 1)),
+        Expr::Binary {
+            op: BinOp::Or,
+            lhs,
+            rhs,
+        } => {
+            let mut events = required_events(project, lhs, depth + 1)?;
+            events.extend(required_events(project, rhs, depth + 1)?);
+            Some(events)
+        }
+        Expr::Binary { op, lhs, rhs } => {
+            let Expr::Number(n) = **rhs else {
+                return None;
+            };
+            match (&**lhs, op) {
+                (Expr::Count { event, .. }, BinOp::Ge | BinOp::Eq) if n > 0.0 => Some(vec![*event]),
+                (Expr::Count { event, .. }, BinOp::Gt) if n >= 0.0 => Some(vec![*event]),
+                (Expr::Sum { event, .. }, BinOp::Ge) if n > 0.0 => Some(vec![*event]),
+                (Expr::Sum { event, .. }, BinOp::Gt) if n >= 0.0 => Some(vec![*event]),
+                (Expr::Sum { event, .. }, BinOp::Eq) if n != 0.0 && !n.is_nan() => {
+                    Some(vec![*event])
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// Calls `f` on every behaviour function (`count`, `sum`, `last`, `since`) in `expr`,
@@ -449,5 +562,82 @@ pub fn fold_constant(expr: &Expr) -> Option<Expr> {
         Value::Duration(s) => Some(Expr::Duration(Dur::Seconds(s))),
         Value::Time(t) => Some(Expr::Time(t)),
         Value::List(_) | Value::Json(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{CompiledPolicy, Root, FORMAT_VERSION};
+
+    fn project() -> CompiledProject {
+        CompiledProject {
+            format_version: FORMAT_VERSION,
+            default_timezone: "UTC".into(),
+            events: vec!["a".into(), "b".into()],
+            segments: Vec::new(),
+            messages: Vec::new(),
+            flows: Vec::new(),
+            policy: CompiledPolicy::default(),
+            schemas: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    fn count(event: u16, op: BinOp, n: f64) -> Expr {
+        Expr::Binary {
+            op,
+            lhs: Box::new(Expr::Count {
+                event: EventId(event),
+                filter: None,
+                within: Some(Dur::Seconds(86_400)),
+            }),
+            rhs: Box::new(Expr::Number(n)),
+        }
+    }
+
+    fn both(op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
+        Expr::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        }
+    }
+
+    #[test]
+    fn required_events_only_when_no_occurrence_means_false() {
+        let p = project();
+        let path = Expr::Path {
+            root: Root::Contact,
+            fields: vec!["vip".into()],
+        };
+        let required = |e: &Expr| required_events(&p, e, 0);
+        assert_eq!(required(&count(0, BinOp::Ge, 3.0)), Some(vec![EventId(0)]));
+        assert_eq!(required(&count(0, BinOp::Gt, 0.0)), Some(vec![EventId(0)]));
+        assert_eq!(required(&count(0, BinOp::Ge, 0.0)), None);
+        assert_eq!(required(&count(0, BinOp::Eq, 0.0)), None);
+        assert_eq!(required(&count(0, BinOp::Lt, 3.0)), None);
+        assert_eq!(required(&count(0, BinOp::Ne, 3.0)), None);
+        assert_eq!(
+            required(&both(BinOp::And, path.clone(), count(1, BinOp::Ge, 1.0))),
+            Some(vec![EventId(1)])
+        );
+        assert_eq!(
+            required(&both(BinOp::Or, path.clone(), count(1, BinOp::Ge, 1.0))),
+            None
+        );
+        assert_eq!(
+            required(&both(
+                BinOp::Or,
+                count(0, BinOp::Ge, 1.0),
+                count(1, BinOp::Gt, 2.0)
+            )),
+            Some(vec![EventId(0), EventId(1)])
+        );
+        assert_eq!(
+            required(&Expr::Not(Box::new(count(0, BinOp::Ge, 1.0)))),
+            None
+        );
+        assert_eq!(required(&path), None);
     }
 }

@@ -155,11 +155,17 @@ pub struct Engine<'p> {
     /// `when entering` segments, sorted, with the flows they start.
     entering: Vec<(SegmentId, Vec<FlowId>)>,
     anniversary_flows: Vec<FlowId>,
-    /// The longest frequency-cap window per channel bit.
-    longest_limit: HashMap<Channel, crate::compile::Dur>,
+    /// The longest frequency-cap window per channel (indexed by [`channel_slot`]; an array,
+    /// not a hash map: it is read on every send and every settle with sends).
+    longest_limit: [Option<crate::compile::Dur>; 4],
     unsubscribed: Option<EventId>,
     /// Per event: whether a `when entering` segment reads its history.
     entering_reads_event: Vec<bool>,
+    /// Per `when entering` segment (as in `entering`): what its time edges depend on.
+    entering_edges: Vec<eval::SegmentEdges<'p>>,
+    /// Per segment: events of which a member's history holds at least one occurrence
+    /// ([`eval::required_events`]).
+    segment_requires: Vec<Option<Vec<EventId>>>,
 }
 
 impl<'p> Engine<'p> {
@@ -201,9 +207,9 @@ impl<'p> Engine<'p> {
             }
         }
         entering.sort_by_key(|(s, _)| *s);
-        let mut longest_limit = HashMap::new();
+        let mut longest_limit: [Option<crate::compile::Dur>; 4] = [None; 4];
         for limit in &project.policy.limits {
-            let entry = longest_limit.entry(limit.channel).or_insert(limit.per);
+            let entry = longest_limit[channel_slot(limit.channel)].get_or_insert(limit.per);
             if limit.per.max_seconds() > entry.max_seconds() {
                 *entry = limit.per;
             }
@@ -225,9 +231,23 @@ impl<'p> Engine<'p> {
                 });
             }
         }
+        let entering_edges = entering
+            .iter()
+            .map(|(segment, _)| match project.segments.get(segment.index()) {
+                Some(s) => eval::SegmentEdges::new(project, &s.expr),
+                None => eval::SegmentEdges::default(),
+            })
+            .collect();
+        let segment_requires = project
+            .segments
+            .iter()
+            .map(|s| eval::required_events(project, &s.expr, 0))
+            .collect();
         Engine {
             project,
             options,
+            entering_edges,
+            segment_requires,
             default_tz,
             event_ids,
             triggered_by,
@@ -316,6 +336,16 @@ impl<'p> Engine<'p> {
                 }
             }
         }
+    }
+}
+
+/// A channel's index in per-channel arrays.
+fn channel_slot(channel: Channel) -> usize {
+    match channel {
+        Channel::Email => 0,
+        Channel::Sms => 1,
+        Channel::Push => 2,
+        Channel::Webhook => 3,
     }
 }
 
@@ -553,8 +583,24 @@ impl<'p> Run<'_, 'p> {
             }
         }
 
-        // 2. `wait for`: the first matching arm wins.
-        let ids: Vec<u32> = self.state.instances.iter().map(|i| i.id).collect();
+        // 2. `wait for`: the first matching arm wins. (Most records find no instance waiting
+        // for an event: then no list of ids is allocated.)
+        let engine = self.engine;
+        let any_waiting = self.state.instances.iter().any(|i| {
+            matches!(
+                engine
+                    .flow(i.flow)
+                    .states
+                    .get(i.state.index())
+                    .map(|s| &s.kind),
+                Some(StateKind::WaitFor { .. })
+            )
+        });
+        let ids: Vec<u32> = if any_waiting {
+            self.state.instances.iter().map(|i| i.id).collect()
+        } else {
+            Vec::new()
+        };
         for id in ids {
             let Some(position) = self.state.instances.iter().position(|i| i.id == id) else {
                 continue;
@@ -783,23 +829,25 @@ impl<'p> Run<'_, 'p> {
         let flow = self.engine.flow(flow_id);
         // Only the trigger that ticked: another `when every` line of the flow has its own
         // period and segment.
-        if let Some(Trigger::Every { segment, .. }) = flow.triggers.get(trigger) {
-            let member = self
-                .project
-                .segments
-                .get(segment.index())
-                .is_some_and(|s| self.ctx(now, None, None).test(&s.expr));
-            if member {
-                let name = self
-                    .project
-                    .segments
-                    .get(segment.index())
-                    .map_or("?", |s| s.name.as_str());
-                let why = || format!("schedule for `{name}`");
-                return self.try_enter(flow_id, &Map::new(), now, &why);
+        let Some(Trigger::Every { segment, .. }) = flow.triggers.get(trigger) else {
+            return false;
+        };
+        // Most contacts of a large audience cannot be members: say so from the history alone,
+        // without evaluating the segment.
+        if let Some(Some(events)) = self.engine.segment_requires.get(segment.index()) {
+            if !self.state.history.iter().any(|e| events.contains(&e.event)) {
+                return false;
             }
         }
-        false
+        let Some(audience) = self.project.segments.get(segment.index()) else {
+            return false;
+        };
+        if !self.ctx(now, None, None).test(&audience.expr) {
+            return false;
+        }
+        let name = audience.name.as_str();
+        let why = || format!("schedule for `{name}`");
+        self.try_enter(flow_id, &Map::new(), now, &why)
     }
 
     /// After every input: segment memberships, pruning, the next wake-up.
@@ -829,19 +877,18 @@ impl<'p> Run<'_, 'p> {
         }
         if !self.state.sends.is_empty() {
             let longest = &self.engine.longest_limit;
-            self.state
-                .sends
-                .retain(|(c, t)| longest.get(c).is_some_and(|d| *t > time::sub(now, *d, tz)));
+            self.state.sends.retain(|(c, t)| {
+                longest[channel_slot(*c)].is_some_and(|d| *t > time::sub(now, d, tz))
+            });
         }
         self.state.goals.retain(|(_, deadline)| *deadline >= now);
 
         if recompute_segments || self.segments_dirty {
             let mut edge: Option<Instant> = None;
-            for (segment, _) in &self.engine.entering {
-                if let Some(s) = project.segments.get(segment.index()) {
-                    if let Some(e) = eval::next_edge(&self.ctx(now, None, None), &s.expr) {
-                        edge = Some(edge.map_or(e, |w| w.min(e)));
-                    }
+            let ctx = self.ctx(now, None, None);
+            for edges in &self.engine.entering_edges {
+                if let Some(e) = edges.next(&ctx) {
+                    edge = Some(edge.map_or(e, |w| w.min(e)));
                 }
             }
             self.state.segment_wake = edge;
@@ -1293,7 +1340,7 @@ impl<'p> Run<'_, 'p> {
         );
         if reason.is_none()
             && !msg.transactional
-            && self.engine.longest_limit.contains_key(&channel)
+            && self.engine.longest_limit[channel_slot(channel)].is_some()
         {
             self.state.sends.push((channel, now));
         }

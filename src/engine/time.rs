@@ -18,10 +18,57 @@ pub type Instant = i64;
 
 /// `2026-03-01T10:00:00Z`.
 pub fn format_instant(t: Instant) -> String {
-    match DateTime::<Utc>::from_timestamp(t, 0) {
-        Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        None => t.to_string(),
+    let mut text = String::with_capacity(20);
+    push_instant(&mut text, t);
+    text
+}
+
+/// Appends [`format_instant`] to `out`: digits by hand for years 0–9999 (delivery lines
+/// print one per line; chrono's `format` parses its pattern on every call), chrono beyond.
+pub fn push_instant(out: &mut String, t: Instant) {
+    let days = t.div_euclid(86_400);
+    let second = t.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        match DateTime::<Utc>::from_timestamp(t, 0) {
+            Some(dt) => out.push_str(&dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            None => out.push_str(&t.to_string()),
+        }
+        return;
     }
+    fn digits(out: &mut String, value: i64, width: u32) {
+        for power in (0..width).rev() {
+            let digit = (value / 10_i64.pow(power)) % 10;
+            out.push(char::from(b'0' + digit as u8));
+        }
+    }
+    digits(out, year, 4);
+    out.push('-');
+    digits(out, month, 2);
+    out.push('-');
+    digits(out, day, 2);
+    out.push('T');
+    digits(out, second / 3600, 2);
+    out.push(':');
+    digits(out, second / 60 % 60, 2);
+    out.push(':');
+    digits(out, second % 60, 2);
+    out.push('Z');
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian; H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Parses an RFC 3339 time to an instant (fractions of a second are dropped).
@@ -211,6 +258,31 @@ pub fn next_tick(every: Dur, tz: Tz, tick: Instant) -> Instant {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn format_instant_matches_chrono() {
+        let chrono = |t: i64| match chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0) {
+            Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            None => t.to_string(),
+        };
+        let mut t: i64 = -62_167_219_200 - 86_400 * 400;
+        while t < 253_402_300_800 + 86_400 * 400 {
+            assert_eq!(super::format_instant(t), chrono(t), "{t}");
+            t += 86_399 * 7 + 3_601;
+        }
+        for t in [
+            0,
+            -1,
+            1,
+            951_782_400,
+            1_709_164_800,
+            i64::MAX,
+            i64::MIN,
+            1 << 40,
+        ] {
+            assert_eq!(super::format_instant(t), chrono(t), "{t}");
+        }
+    }
+
     use super::*;
 
     fn at(text: &str) -> Instant {

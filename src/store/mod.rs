@@ -58,7 +58,10 @@ pub struct MemoryStore {
     /// far kinder to the cache than a tree with one node per contact).
     queue: BinaryHeap<Reverse<(Instant, u32)>>,
     seen: FastSet<String>,
-    pending: FastSet<u32>,
+    /// Per slot: something other than a recurring trigger is pending (a flag per contact,
+    /// not a hash set: schedule ticks requeue every contact).
+    pending: Vec<bool>,
+    pending_count: usize,
 }
 
 impl MemoryStore {
@@ -75,6 +78,7 @@ impl MemoryStore {
         self.names.push(contact.to_string());
         self.states.push(ContactState::default());
         self.queued.push(None);
+        self.pending.push(false);
         i
     }
 
@@ -87,10 +91,13 @@ impl MemoryStore {
             }
             self.drop_stale();
         }
-        if pending {
-            self.pending.insert(id);
-        } else if !self.pending.is_empty() {
-            self.pending.remove(&id);
+        if self.pending[slot] != pending {
+            self.pending[slot] = pending;
+            if pending {
+                self.pending_count += 1;
+            } else {
+                self.pending_count -= 1;
+            }
         }
     }
 
@@ -178,6 +185,6 @@ impl Store for MemoryStore {
     }
 
     fn any_pending(&self) -> bool {
-        !self.pending.is_empty()
+        self.pending_count > 0
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests by area. Each file owns one boundary of the product.
 
 mod architecture;
+mod bench;
 mod changes;
 mod channels;
 mod check;

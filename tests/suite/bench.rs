@@ -1,0 +1,38 @@
+//! The benchmark suite's smoke mode (`flowc-bench --quick`): every section runs and reports
+//! sensible counts. No timing is asserted: figures are for docs/performance.md, not for CI.
+
+use std::path::Path;
+
+#[test]
+fn the_quick_suite_runs_every_section() {
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/bench");
+    let mut options = flowc::bench::Options::quick(project);
+    options.flowc_binary = Some(env!("CARGO_BIN_EXE_flowc").into());
+    let report = flowc::bench::run(&options).expect("the quick suite runs");
+    for section in ["engine", "state", "timers", "flows", "simulate", "binary"] {
+        assert!(
+            report.figures.iter().any(|f| f.section == section),
+            "no `{section}` figure in\n{}",
+            report.table()
+        );
+    }
+    for figure in &report.figures {
+        assert_eq!(figure.samples.len(), options.runs.max(1), "{figure:?}");
+        assert!(
+            figure.samples.iter().all(|v| v.is_finite() && *v >= 0.0),
+            "{figure:?}"
+        );
+    }
+    let size = "100 contacts";
+    let records = report
+        .find("records in the workload", size)
+        .expect("records");
+    assert!(records.median() > 500.0, "{}", report.table());
+    let deliveries = report.find("delivery decisions", size).expect("deliveries");
+    assert!(deliveries.median() > 0.0, "{}", report.table());
+    let fired = report
+        .find("contacts whose timer fired", size)
+        .expect("timers");
+    assert_eq!(fired.median(), 100.0, "every waiting cart fires once");
+    assert!(report.table().lines().count() > report.figures.len());
+}
