@@ -155,6 +155,11 @@ fn parts(code: Code) -> (&'static str, &'static str, &'static str) {
             "flow f {\n    when signed_up\n}",
             "Add a step such as `send MESSAGE`.",
         ),
+        UnknownTemplateFilter => (
+            "A template names a filter (`{{ contact.name | titel }}`, `{% filter ... %}`) or a test (`{% if x is definied %}`) that the template engine does not have. The template parses, but rendering fails for every contact who reaches the expression.",
+            "message m: email {\n    subject: \"Hi {{ contact.first_name | titel }}\"\n    body: \"...\"\n}",
+            "Use a filter or test the engine has (the help suggests the closest, here `title`); the Messages section of docs/language.md lists them.",
+        ),
         UnusedSendCheck => (
             "A flow sends a marketing message on a channel whose consent it never checks (`can_receive(CHANNEL)` in a header line, condition or segment) and it has no `exit on unsubscribed`. The engine skips such sends (`no_consent`), but the flow's timing and goal then count contacts it never could reach.",
             "flow promo {\n    when order_completed\n    send promo_sms\n}",
