@@ -160,6 +160,11 @@ fn parts(code: Code) -> (&'static str, &'static str, &'static str) {
             "message m: email {\n    subject: \"Hi {{ contact.first_name | titel }}\"\n    body: \"...\"\n}",
             "Use a filter or test the engine has (the help suggests the closest, here `title`); the Messages section of docs/language.md lists them.",
         ),
+        InvalidConfig => (
+            "The project's `flowc.toml` is not valid TOML, has a key flowc does not know, a value of the wrong type, or a `[defaults] timezone` that is not an IANA name. `flowc run` and `flowc simulate` would refuse to start.",
+            "[defaults]\ntimezone = \"Europe/Madird\"",
+            "Fix the line the error points at (the help suggests the closest timezone or lists the known keys).",
+        ),
         UnusedSendCheck => (
             "A flow sends a marketing message on a channel whose consent it never checks (`can_receive(CHANNEL)` in a header line, condition or segment) and it has no `exit on unsubscribed`. The engine skips such sends (`no_consent`), but the flow's timing and goal then count contacts it never could reach.",
             "flow promo {\n    when order_completed\n    send promo_sms\n}",
