@@ -130,6 +130,7 @@ codes! {
     ExitOnTrigger = "W0004", Warning, "an `exit on` event also triggers the same flow";
     LongWait = "W0005", Warning, "a wait longer than one year";
     EventNearSchema = "W0006", Warning, "an event name that is a near miss of one with a schema or of a built-in event (`unsubscribed`)";
+    SegmentAsEvent = "W0007", Warning, "an awaited event of a `wait for` has the name of a declared segment";
 }
 
 impl std::fmt::Display for Code {

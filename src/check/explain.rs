@@ -195,6 +195,11 @@ fn parts(code: Code) -> (&'static str, &'static str, &'static str) {
             "event cart_abandoned { cart_url: string }\nflow cart {\n    when cart_abandonned\n    send reminder\n}",
             "Fix the name (flowc suggests the declared one), or declare a schema for the new event.",
         ),
+        SegmentAsEvent => (
+            "In `wait for a where X or b up to D`, a name after `or` followed by `up to`, `where` or another `or` starts a second awaited event (LANGUAGE.md). When `b` is also a declared segment, the flow almost surely meant the condition `X or b`: as written it waits for an event named `b` that nothing sends, and the segment is never tested.",
+            "segment vip = count(order_completed) > 5\nflow f {\n    when cart_abandoned\n    wait for order_completed where event.total > 50 or vip up to 2d\n}",
+            "Put the condition in parentheses: `where (event.total > 50 or vip)`; if an event of that name is really meant, rename the segment.",
+        ),
     }
 }
 
