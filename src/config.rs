@@ -159,6 +159,20 @@ pub enum ConfigError {
     Invalid { path: String, message: String },
 }
 
+/// Why a `flowc.toml` text is not valid, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// What is wrong, without the position.
+    pub message: String,
+    /// The whole error as other commands print it.
+    pub full: String,
+    pub help: String,
+    /// A few words for the place (`unknown key`).
+    pub label: String,
+    /// Byte range in the text, when known.
+    pub span: Option<std::ops::Range<usize>>,
+}
+
 impl Config {
     /// Reads `flowc.toml` in `root`; a missing file gives the defaults.
     pub fn load(root: &Path) -> Result<Config, ConfigError> {
@@ -182,12 +196,53 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        if config.defaults.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(format!(
-                "`[defaults] timezone = \"{}\"` is not an IANA timezone name such as `Europe/Madrid`",
-                config.defaults.timezone
-            ));
+        Config::parse_located(text).map_err(|p| p.full)
+    }
+
+    /// [`Config::parse`], with where the problem is (for `flowc check`).
+    pub fn parse_located(text: &str) -> Result<Config, ConfigProblem> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().to_string();
+            let help = if message.starts_with("unknown field") {
+                "remove the key or fix its name (the keys of each section are listed in docs/runtime.md, Configuration)"
+                    .to_string()
+            } else if message.starts_with("missing field") || message.starts_with("invalid type") {
+                "give the key a value of the type it takes".to_string()
+            } else {
+                "write TOML: `[section]` lines, then `key = \"value\"` lines".to_string()
+            };
+            let label = if message.starts_with("unknown field") {
+                "unknown key"
+            } else {
+                "here"
+            };
+            ConfigProblem {
+                label: label.to_string(),
+                span: e.span(),
+                full: e.to_string(),
+                message,
+                help,
+            }
+        })?;
+        let timezone = &config.defaults.timezone;
+        if timezone.parse::<chrono_tz::Tz>().is_err() {
+            let message = format!(
+                "`[defaults] timezone = \"{timezone}\"` is not an IANA timezone name such as `Europe/Madrid`"
+            );
+            let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+            let help = match crate::suggest::closest(timezone, names) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => "write an IANA timezone name such as `Europe/Madrid` or `UTC`".to_string(),
+            };
+            let quoted = format!("\"{timezone}\"");
+            let span = text.find(&quoted).map(|at| at + 1..at + 1 + timezone.len());
+            return Err(ConfigProblem {
+                label: "not an IANA timezone".to_string(),
+                span,
+                full: message.clone(),
+                message,
+                help,
+            });
         }
         Ok(config)
     }

@@ -122,12 +122,15 @@ codes! {
     HeaderAfterStep = "E0027", Error, "a header line stands after the first step";
     MissingArmForEvent = "E0028", Error, "a `wait for A or B` block lacks an `on` arm for an awaited event, or has one for an event it does not await";
     EmptyFlow = "E0029", Error, "a flow or branch has no steps where one is needed";
+    UnknownTemplateFilter = "E0030", Error, "a template uses a filter or test the template engine does not have";
+    InvalidConfig = "E0031", Error, "`flowc.toml` is not valid";
     UnusedSendCheck = "W0001", Warning, "a marketing send in a flow that never checks `can_receive` of its channel";
     UnusedSegment = "W0002", Warning, "a segment is declared but never used";
     UnusedMessage = "W0003", Warning, "a message is declared but never sent";
     ExitOnTrigger = "W0004", Warning, "an `exit on` event also triggers the same flow";
     LongWait = "W0005", Warning, "a wait longer than one year";
     EventNearSchema = "W0006", Warning, "an event name that is a near miss of one with a schema or of a built-in event (`unsubscribed`)";
+    SegmentAsEvent = "W0007", Warning, "an awaited event of a `wait for` has the name of a declared segment";
 }
 
 impl std::fmt::Display for Code {

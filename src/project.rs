@@ -77,6 +77,53 @@ fn project_above(folder: &Path) -> Option<PathBuf> {
     (project.join("flowc.toml").is_file() || project.join("templates").is_dir()).then_some(project)
 }
 
+/// For a single file outside a `flows/` folder: the nearest folder at or above `folder` that
+/// holds `flowc.toml` (the project root), so that its path is shown relative to the project
+/// as for `flowc check DIR`. Looks at `folder`'s own ancestors, then above the working
+/// directory (`..`, `../..`, ...).
+fn config_above(folder: &Path, file: &Path) -> Option<PathBuf> {
+    let lexical = folder.ancestors().map(Path::to_path_buf);
+    let above = if folder.is_absolute() {
+        Vec::new()
+    } else {
+        (1..=8)
+            .map(|n| (0..n).map(|_| "..").collect::<PathBuf>())
+            .collect()
+    };
+    lexical.chain(above).find(|candidate| {
+        candidate.join("flowc.toml").is_file()
+            && relative_by_absolute(file, candidate).is_some_and(|r| !r.as_os_str().is_empty())
+    })
+}
+
+/// `file` relative to `root` by their absolute forms (`b.flow` in `../` is `other/b.flow`).
+fn relative_by_absolute(file: &Path, root: &Path) -> Option<PathBuf> {
+    let here = |p: &Path| match p.as_os_str().is_empty() {
+        true => PathBuf::from("."),
+        false => p.to_path_buf(),
+    };
+    let file = std::path::absolute(here(file)).ok()?;
+    let root = std::path::absolute(here(root)).ok()?;
+    let file = normalise(&file);
+    let root = normalise(&root);
+    file.strip_prefix(&root).ok().map(Path::to_path_buf)
+}
+
+/// Removes `.` and resolves `..` lexically.
+fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 impl Project {
     /// Loads a project folder (or a single `.flow` file).
     pub fn load(path: &Path) -> Result<Project, LoadError> {
@@ -92,7 +139,9 @@ impl Project {
         })?;
         let (root, files) = if meta.is_file() {
             let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let root = project_above(&folder).unwrap_or(folder);
+            let root = project_above(&folder)
+                .or_else(|| config_above(&folder, path))
+                .unwrap_or(folder);
             (root, vec![path.to_path_buf()])
         } else {
             let flows_dir = path.join("flows");
@@ -115,8 +164,10 @@ impl Project {
             // Relative to the project; else to the folder given (`flowc check .` in `flows/`).
             let relative = file
                 .strip_prefix(&root)
-                .or_else(|_| file.strip_prefix(path))
                 .map(Path::to_path_buf)
+                .ok()
+                .or_else(|| meta.is_file().then(|| relative_by_absolute(&file, &root))?)
+                .or_else(|| file.strip_prefix(path).ok().map(Path::to_path_buf))
                 .unwrap_or(file.clone());
             let text = String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
                 path: relative.display().to_string(),

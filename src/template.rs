@@ -136,6 +136,128 @@ pub fn render_fields(
         .collect()
 }
 
+/// Filters a template may name: minijinja's built-ins with the features flowc enables (flowc
+/// registers none of its own). [`has_filter`] asks the environment itself, so the list is only
+/// the set of names a did-you-mean may offer.
+const FILTER_NAMES: &[&str] = &[
+    "safe",
+    "escape",
+    "e",
+    "lower",
+    "upper",
+    "title",
+    "capitalize",
+    "replace",
+    "length",
+    "count",
+    "dictsort",
+    "items",
+    "reverse",
+    "trim",
+    "join",
+    "split",
+    "lines",
+    "default",
+    "d",
+    "round",
+    "abs",
+    "int",
+    "float",
+    "attr",
+    "first",
+    "last",
+    "min",
+    "max",
+    "sort",
+    "list",
+    "string",
+    "bool",
+    "batch",
+    "slice",
+    "sum",
+    "indent",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "map",
+    "groupby",
+    "unique",
+    "chain",
+    "zip",
+    "pprint",
+    "format",
+    "tojson",
+    "urlencode",
+];
+
+/// Tests a template may name after `is` (see [`FILTER_NAMES`]).
+const TEST_NAMES: &[&str] = &[
+    "undefined",
+    "defined",
+    "none",
+    "safe",
+    "escaped",
+    "boolean",
+    "odd",
+    "even",
+    "divisibleby",
+    "number",
+    "integer",
+    "int",
+    "float",
+    "string",
+    "sequence",
+    "iterable",
+    "mapping",
+    "startingwith",
+    "endingwith",
+    "lower",
+    "upper",
+    "sameas",
+    "eq",
+    "equalto",
+    "ne",
+    "lt",
+    "lessthan",
+    "le",
+    "gt",
+    "greaterthan",
+    "ge",
+    "in",
+    "true",
+    "false",
+    "filter",
+    "test",
+];
+
+/// Whether the rendering environment has a filter named `name` (`{{ x | name }}`).
+pub fn has_filter(name: &str) -> bool {
+    has("filter", name)
+}
+
+/// Whether the rendering environment has a test named `name` (`{% if x is name %}`).
+pub fn has_test(name: &str) -> bool {
+    has("test", name)
+}
+
+fn has(kind: &str, name: &str) -> bool {
+    let text = format!("{{% if name is {kind} %}}1{{% endif %}}");
+    environment()
+        .render_str(&text, minijinja::context! { name => name })
+        .is_ok_and(|out| out == "1")
+}
+
+/// The filters of the rendering environment.
+pub fn filter_names() -> impl Iterator<Item = &'static str> {
+    FILTER_NAMES.iter().copied().filter(|n| has_filter(n))
+}
+
+/// The tests of the rendering environment.
+pub fn test_names() -> impl Iterator<Item = &'static str> {
+    TEST_NAMES.iter().copied().filter(|n| has_test(n))
+}
+
 const JSON_STRING: &str = "json-string";
 
 /// One shared environment: templates are compiled per call with `template_from_named_str`,
@@ -337,6 +459,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, "[]");
+    }
+
+    #[test]
+    fn knows_its_filters_and_tests() {
+        assert!(has_filter("upper") && has_filter("urlencode") && has_filter("default"));
+        assert!(!has_filter("nosuchfilter"));
+        assert!(has_test("defined") && has_test("odd"));
+        assert!(!has_test("nosuchtest"));
+        assert!(filter_names().any(|n| n == "title"));
     }
 
     #[test]

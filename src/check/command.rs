@@ -9,7 +9,8 @@
 use crate::check::render::{self, Style};
 use crate::cli::{CheckArgs, DiagnosticFormat, ExplainArgs, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
 use crate::diagnostic::{Code, Diagnostic, Severity};
-use crate::project::Project;
+use crate::project::{Origin, Project, SourceUnit};
+use crate::syntax::ast::Span;
 
 /// `flowc check [PROJECT] [--format human|json|github] [--deny-warnings]`.
 pub fn run(args: &CheckArgs) -> u8 {
@@ -28,9 +29,41 @@ pub fn run(args: &CheckArgs) -> u8 {
             return EXIT_CANNOT_RUN;
         }
     };
-    let diagnostics = super::check(&project);
+    let mut project = project;
+    let mut diagnostics = super::check(&project);
+    if let Some((unit, d)) = config_problem(&project.root) {
+        project.units.push(unit);
+        diagnostics.insert(0, d);
+    }
     print(&project, &diagnostics, args.format);
     exit_code(&diagnostics, args.deny_warnings)
+}
+
+/// `E0031` when the project's `flowc.toml` is not valid (parsed as the daemon parses it), with
+/// the file as a source unit for rendering. A missing or unreadable file is not reported here.
+fn config_problem(root: &std::path::Path) -> Option<(SourceUnit, Diagnostic)> {
+    let text = std::fs::read_to_string(root.join("flowc.toml")).ok()?;
+    let problem = crate::config::Config::parse_located(&text).err()?;
+    let span = problem
+        .span
+        .clone()
+        .map_or(Span::new(0, 0), |r| Span::new(r.start, r.end.max(r.start)));
+    let path = std::path::PathBuf::from("flowc.toml");
+    let d = Diagnostic::error(
+        Code::InvalidConfig,
+        path.clone(),
+        span,
+        format!("`flowc.toml` is not valid: {}", problem.message),
+    )
+    .with_label(problem.label)
+    .with_help(problem.help);
+    let unit = SourceUnit {
+        path,
+        text,
+        origin: Origin::Project,
+        ast: None,
+    };
+    Some((unit, d))
 }
 
 /// The exit code for a list of diagnostics.

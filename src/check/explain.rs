@@ -155,6 +155,16 @@ fn parts(code: Code) -> (&'static str, &'static str, &'static str) {
             "flow f {\n    when signed_up\n}",
             "Add a step such as `send MESSAGE`.",
         ),
+        UnknownTemplateFilter => (
+            "A template names a filter (`{{ contact.name | titel }}`, `{% filter ... %}`) or a test (`{% if x is definied %}`) that the template engine does not have. The template parses, but rendering fails for every contact who reaches the expression.",
+            "message m: email {\n    subject: \"Hi {{ contact.first_name | titel }}\"\n    body: \"...\"\n}",
+            "Use a filter or test the engine has (the help suggests the closest, here `title`); the Messages section of docs/language.md lists them.",
+        ),
+        InvalidConfig => (
+            "The project's `flowc.toml` is not valid TOML, has a key flowc does not know, a value of the wrong type, or a `[defaults] timezone` that is not an IANA name. `flowc run` and `flowc simulate` would refuse to start.",
+            "[defaults]\ntimezone = \"Europe/Madird\"",
+            "Fix the line the error points at (the help suggests the closest timezone or lists the known keys).",
+        ),
         UnusedSendCheck => (
             "A flow sends a marketing message on a channel whose consent it never checks (`can_receive(CHANNEL)` in a header line, condition or segment) and it has no `exit on unsubscribed`. The engine skips such sends (`no_consent`), but the flow's timing and goal then count contacts it never could reach.",
             "flow promo {\n    when order_completed\n    send promo_sms\n}",
@@ -184,6 +194,11 @@ fn parts(code: Code) -> (&'static str, &'static str, &'static str) {
             "Event names need no declaration, but when the project declares a schema for `cart_abandoned` and a flow waits for `cart_abandonned` (or a flow says `exit on unsubscribe` where the daemon records `unsubscribed`), the flow almost surely means the known event: as written it never matches a record.",
             "event cart_abandoned { cart_url: string }\nflow cart {\n    when cart_abandonned\n    send reminder\n}",
             "Fix the name (flowc suggests the declared one), or declare a schema for the new event.",
+        ),
+        SegmentAsEvent => (
+            "In `wait for a where X or b up to D`, a name after `or` followed by `up to`, `where` or another `or` starts a second awaited event (LANGUAGE.md). When `b` is also a declared segment, the flow almost surely meant the condition `X or b`: as written it waits for an event named `b` that nothing sends, and the segment is never tested.",
+            "segment vip = count(order_completed) > 5\nflow f {\n    when cart_abandoned\n    wait for order_completed where event.total > 50 or vip up to 2d\n}",
+            "Put the condition in parentheses: `where (event.total > 50 or vip)`; if an event of that name is really meant, rename the segment.",
         ),
     }
 }

@@ -36,8 +36,19 @@ const MAX_OPERATORS: usize = 512;
 /// Parses one `.flow` file into its syntax tree, or reports the first syntax error.
 pub fn parse_file(text: &str) -> Result<ast::SourceFile> {
     let prepared = prepare(text)?;
-    let mut pairs = FlowParser::parse(Rule::file, &prepared)
-        .map_err(|error| describe_error(&prepared, error))?;
+    let dangling = dangling_operator(&prepared);
+    let mut pairs = FlowParser::parse(Rule::file, &prepared).map_err(|error| {
+        let error = describe_error(&prepared, error);
+        match dangling.clone() {
+            Some(d) if d.span.start <= error.span.start => d,
+            _ => error,
+        }
+    })?;
+    // `and` at the end of a line continues the expression on the next, so a step keyword
+    // there (`stop`) would otherwise be read as a name.
+    if let Some(d) = dangling {
+        return Err(d);
+    }
     let file = pairs
         .next()
         .ok_or_else(|| internal(Span::default(), "no file"))?;
@@ -51,6 +62,102 @@ pub fn parse_file(text: &str) -> Result<ast::SourceFile> {
 }
 
 // ───────────────────────────── Preparation ─────────────────────────────
+
+/// Words that start a declaration, a header line or a step: after an `and`/`or` that ends a
+/// line, one of them means the condition was left unfinished.
+const LINE_STARTS: &[&str] = &[
+    "flow",
+    "segment",
+    "message",
+    "event",
+    "template",
+    "policy",
+    "use",
+    "when",
+    "only",
+    "exit",
+    "reentry",
+    "quiet",
+    "goal",
+    "holdout",
+    "send",
+    "wait",
+    "set",
+    "split",
+    "unsubscribe",
+    "stop",
+    "if",
+    "else",
+    "on",
+    "limit",
+];
+
+/// An `and` or `or` that ends a line (in the prepared text: line breaks inside brackets are
+/// gone) when the next line with code starts a new declaration, line or block (or there is
+/// none): the error points at the end of the operator.
+fn dangling_operator(prepared: &str) -> Option<SyntaxError> {
+    let mut lines = Vec::new();
+    let mut offset = 0;
+    for line in prepared.split_inclusive('\n') {
+        lines.push((offset, code_of_line(line)));
+        offset += line.len();
+    }
+    for (i, (start, code)) in lines.iter().enumerate() {
+        let trimmed = code.trim_end();
+        let Some(op) = ["and", "or"].into_iter().find(|op| {
+            trimmed.strip_suffix(op).is_some_and(|before| {
+                before.is_empty()
+                    || !before
+                        .ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            })
+        }) else {
+            continue;
+        };
+        let next = lines[i + 1..]
+            .iter()
+            .map(|(_, c)| c.trim())
+            .find(|c| !c.is_empty());
+        let starts_line = match next {
+            None => true,
+            Some(next) => {
+                let word: String = next
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                next.starts_with('}') || LINE_STARTS.contains(&word.as_str())
+            }
+        };
+        if starts_line {
+            let end = start + trimmed.len();
+            return Some(SyntaxError {
+                span: Span::new(end, end),
+                message: format!("the condition ends with `{op}`"),
+                label: format!("this `{op}` has nothing after it"),
+                help: Some(format!("finish the condition or remove `{op}`")),
+                related: Vec::new(),
+                kind: SyntaxErrorKind::Grammar,
+            });
+        }
+    }
+    None
+}
+
+/// A line without its comment (strings are single-line).
+fn code_of_line(line: &str) -> &str {
+    let mut in_string = false;
+    let mut chars = line.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' if in_string => {
+                chars.next();
+            }
+            '"' => in_string = !in_string,
+            '#' if !in_string => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
 
 /// Returns a copy of `text`, byte for byte the same length, where every line break and every
 /// comment inside parentheses or brackets is replaced by spaces. Fails when `( )`, `[ ]` and

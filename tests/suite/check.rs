@@ -417,3 +417,35 @@ proptest! {
         }
     }
 }
+
+/// A single file is reported relative to the project root (the folder with `flowc.toml`),
+/// whether it is in `flows/` or not and wherever the command runs (`tests/check/single_file`).
+#[test]
+fn a_single_file_is_reported_relative_to_the_project_root() {
+    let project = repo("tests/check/single_file");
+    let file_of = |dir: &Path, arg: &str| {
+        let (code, stdout, stderr) = flowc_in(dir, &["check", arg, "--format", "json"]);
+        assert_eq!(code, 1, "{arg}: {stdout}{stderr}");
+        let first = stdout.lines().next().expect("a diagnostic");
+        let value: serde_json::Value = serde_json::from_str(first).expect("JSON");
+        value["file"].as_str().expect("file").to_string()
+    };
+    assert_eq!(
+        file_of(&project, "drafts/winback.flow"),
+        "drafts/winback.flow"
+    );
+    assert_eq!(
+        file_of(&project.join("drafts"), "winback.flow"),
+        "drafts/winback.flow"
+    );
+    assert_eq!(
+        file_of(&project.join("flows"), "../drafts/winback.flow"),
+        "drafts/winback.flow"
+    );
+    // Unchanged: a file in `flows/`, and a folder.
+    let (code, stdout, _) = flowc_in(&project, &["check", "flows/welcome.flow"]);
+    assert_eq!((code, stdout.as_str()), (0, ""));
+    assert_eq!(file_of(&project.join("drafts"), "."), "winback.flow");
+    let (_, _, human) = flowc_in(&project.join("drafts"), &["check", "winback.flow"]);
+    insta::assert_snapshot!("single_file_outside_flows", human);
+}

@@ -671,11 +671,21 @@ fn every_diagnostic_example_gives_its_code() {
     let mut checked = 0;
     for section in diagnostics.split("\n### ").skip(1) {
         let code = &section[..5];
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A `flowc.toml` example is checked beside a flow without problems.
+        let config = tagged_blocks(section, "toml file=flowc.toml");
         let example = ["flow-error", "flow-syntax-error"]
             .iter()
             .find_map(|fence| fenced_blocks(section, fence).into_iter().next())
+            .or_else(|| {
+                config
+                    .as_ref()
+                    .map(|_| "flow welcome {\n    when signed_up\n    stop\n}\n".to_string())
+            })
             .unwrap_or_else(|| panic!("{code} has no example"));
-        let dir = tempfile::tempdir().expect("tempdir");
+        if let Some(config) = &config {
+            std::fs::write(dir.path().join("flowc.toml"), config).expect("write");
+        }
         std::fs::write(dir.path().join("example.flow"), &example).expect("write");
         let out = flowc(&["check", ".", "--format", "json"], dir.path(), None);
         let stdout = text(&out.stdout);

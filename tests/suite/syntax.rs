@@ -1780,3 +1780,38 @@ fn parse_ten_thousand_lines() {
         start.elapsed()
     );
 }
+
+#[test]
+fn a_trailing_and_before_a_new_declaration_points_at_the_and() {
+    let text = "segment a = contact.x == 1 and\n\nflow f {\n    when signed_up\n    only if a\n    stop\n}\n";
+    let e = err(text);
+    let end = text.find(" and\n").expect("and") + 4;
+    assert_eq!(e.span, Span::new(end, end));
+    assert_eq!(e.message, "the condition ends with `and`");
+    assert_eq!(e.label, "this `and` has nothing after it");
+    assert_eq!(
+        e.help.as_deref(),
+        Some("finish the condition or remove `and`")
+    );
+}
+
+#[test]
+fn a_trailing_or_before_a_step_is_an_error_not_a_segment_named_stop() {
+    let text =
+        "flow f {\n    when signed_up\n    only if contact.x == 1 or  # which?\n    stop\n}\n";
+    let e = err(text);
+    let end = text.find(" or ").expect("or") + 3;
+    assert_eq!(e.span, Span::new(end, end));
+    assert_eq!(e.label, "this `or` has nothing after it");
+    assert_eq!(
+        e.help.as_deref(),
+        Some("finish the condition or remove `or`")
+    );
+}
+
+#[test]
+fn a_condition_continued_after_and_still_parses() {
+    ok("segment a = contact.x == 1 and\n    contact.y == 2\n");
+    ok("segment a = contact.x == 1 and  # more\n\n    not contact.stopped\n");
+    ok("message m: email {\n    subject: \"this and\"\n    body: \"or\"\n}\n");
+}

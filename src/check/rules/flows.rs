@@ -322,6 +322,7 @@ fn step(
                     expressions::condition(ctx, unit, scope, &inner, filter);
                 }
             }
+            waits::segment_as_event(ctx, unit, scope, wait);
             expressions::duration(ctx, unit, scope, &wait.timeout);
             waits::zero(ctx, unit, &wait.timeout, "`wait for ... up to`");
             waits::long(ctx, unit, &wait.timeout);

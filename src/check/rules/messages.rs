@@ -200,6 +200,10 @@ fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, text
                     .unwrap_or(text.span);
                 report_variable(ctx, unit, span, &name, None);
             }
+            for used in unknown_filters(&text.value) {
+                let span = Span::new(map(used.at), map(used.at + used.name.len()));
+                report_filter(ctx, unit, span, &used, None);
+            }
             for root in ["trigger", "event"] {
                 for property in properties_of(&template, root) {
                     if guarded(&text.value, root, &property) {
@@ -335,6 +339,10 @@ fn file_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, path: 
                 let line = find_word(&text, &name).map(|at| text[..at].matches('\n').count() + 1);
                 report_variable(ctx, unit, path.span, &name, Some((&path.value, line)));
             }
+            for used in unknown_filters(&text) {
+                let line = text[..used.at].matches('\n').count() + 1;
+                report_filter(ctx, unit, path.span, &used, Some((&path.value, line)));
+            }
             for root in ["trigger", "event"] {
                 for property in properties_of(&template, root) {
                     if guarded(&text, root, &property) {
@@ -380,6 +388,176 @@ fn report_variable(
     ctx.report(d);
 }
 
+/// A filter (`{{ x | NAME }}`, `{% filter NAME %}`) or test (`x is NAME`) a template names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FilterUse {
+    /// A test after `is`, else a filter.
+    test: bool,
+    name: String,
+    /// Byte offset of the name in the template text.
+    at: usize,
+}
+
+/// The filters and tests a template names that the rendering environment does not have
+/// (minijinja looks them up only when the expression runs, so they parse).
+fn unknown_filters(text: &str) -> Vec<FilterUse> {
+    filter_uses(text)
+        .into_iter()
+        .filter(|u| {
+            if u.test {
+                !crate::template::has_test(&u.name)
+            } else {
+                !crate::template::has_filter(&u.name)
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'t> {
+    Name(&'t str),
+    Punct(u8),
+}
+
+/// Every filter and test named inside the `{{ ... }}` and `{% ... %}` tags of `text` (string
+/// literals, comments and `{% raw %}` blocks skipped).
+fn filter_uses(text: &str) -> Vec<FilterUse> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] != b'{' {
+            i += 1;
+            continue;
+        }
+        let close: &[u8] = match bytes[i + 1] {
+            b'{' => b"}}",
+            b'%' => b"%}",
+            b'#' => {
+                i = find_from(bytes, i + 2, b"#}").map_or(bytes.len(), |e| e + 2);
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let block = bytes[i + 1] == b'%';
+        let mut tokens: Vec<(Token<'_>, usize)> = Vec::new();
+        let mut j = i + 2;
+        while j < bytes.len() && !bytes[j..].starts_with(close) {
+            let b = bytes[j];
+            if b == b'"' || b == b'\'' {
+                j += 1;
+                while j < bytes.len() && bytes[j] != b {
+                    j += if bytes[j] == b'\\' { 2 } else { 1 };
+                }
+                j += 1;
+            } else if b.is_ascii_alphabetic() || b == b'_' {
+                let start = j;
+                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
+                    j += 1;
+                }
+                tokens.push((Token::Name(&text[start..j]), start));
+            } else {
+                if !b.is_ascii_whitespace() {
+                    tokens.push((Token::Punct(b), j));
+                }
+                j += 1;
+            }
+        }
+        let mut k = 0;
+        while k < tokens.len() {
+            let after_dot = k > 0 && tokens[k - 1].0 == Token::Punct(b'.');
+            match tokens[k].0 {
+                Token::Punct(b'|') => {
+                    if let Some((Token::Name(name), at)) = tokens.get(k + 1) {
+                        found.push(FilterUse {
+                            test: false,
+                            name: name.to_string(),
+                            at: *at,
+                        });
+                    }
+                }
+                Token::Name("is") if !after_dot => {
+                    let mut next = k + 1;
+                    if tokens.get(next).is_some_and(|t| t.0 == Token::Name("not")) {
+                        next += 1;
+                    }
+                    if let Some((Token::Name(name), at)) = tokens.get(next) {
+                        found.push(FilterUse {
+                            test: true,
+                            name: name.to_string(),
+                            at: *at,
+                        });
+                    }
+                }
+                Token::Name("filter") if block && k == 0 => {
+                    if let Some((Token::Name(name), at)) = tokens.get(1) {
+                        found.push(FilterUse {
+                            test: false,
+                            name: name.to_string(),
+                            at: *at,
+                        });
+                    }
+                }
+                _ => {}
+            }
+            k += 1;
+        }
+        i = (j + 2).min(bytes.len().max(j));
+        if block && tokens.first().is_some_and(|t| t.0 == Token::Name("raw")) {
+            i = find_from(bytes, i, b"endraw")
+                .and_then(|e| find_from(bytes, e, b"%}"))
+                .map_or(bytes.len(), |e| e + 2);
+        }
+    }
+    found
+}
+
+/// The first occurrence of `needle` in `bytes` at or after `from`.
+fn find_from(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+fn report_filter(
+    ctx: &mut Context<'_>,
+    unit: &SourceUnit,
+    span: Span,
+    used: &FilterUse,
+    file: Option<(&str, usize)>,
+) {
+    let (kind, names): (&str, Vec<&str>) = if used.test {
+        ("test", crate::template::test_names().collect())
+    } else {
+        ("filter", crate::template::filter_names().collect())
+    };
+    let place = match file {
+        Some((path, line)) => format!(" in `{path}` line {line}"),
+        None => String::new(),
+    };
+    let help = did_you_mean(&used.name, names.iter().copied()).unwrap_or_else(|| {
+        if used.test {
+            "tests are written `{% if contact.x is defined %}`; the template engine has `defined`, `none`, `number`, `string`, `odd`, `even`, `in` and more (see docs/language.md)".to_string()
+        } else {
+            "filters are written `{{ contact.first_name | title }}`; the template engine has `default`, `upper`, `lower`, `title`, `trim`, `round`, `join`, `urlencode` and more (see docs/language.md)".to_string()
+        }
+    });
+    let d = Context::at(
+        unit,
+        Code::UnknownTemplateFilter,
+        span,
+        format!("unknown template {kind} `{}`{place}", used.name),
+    )
+    .with_label(format!("not a {kind} of the template engine"))
+    .with_help(help);
+    ctx.report(d);
+}
+
 /// The byte offset in a string literal's source (quotes included) of byte `offset` of its
 /// value (escapes resolved).
 pub fn source_offset(literal: &str, offset: usize) -> usize {
@@ -414,7 +592,32 @@ fn find_word(text: &str, word: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::source_offset;
+    use super::{filter_uses, source_offset, FilterUse};
+
+    fn uses(text: &str) -> Vec<(bool, String, usize)> {
+        filter_uses(text)
+            .into_iter()
+            .map(|FilterUse { test, name, at }| (test, name, at))
+            .collect()
+    }
+
+    #[test]
+    fn finds_filters_and_tests_in_tags_only() {
+        assert_eq!(
+            uses("a | b {{ x | upper }}"),
+            vec![(false, "upper".to_string(), 13)]
+        );
+        assert_eq!(
+            uses("{% if x is not defined %}{% endif %}"),
+            vec![(true, "defined".to_string(), 15)]
+        );
+        assert_eq!(uses("{{ \"a | b\" ~ x.is }}"), vec![]);
+        assert_eq!(uses("{# x | y #}{% raw %}{{ x | y }}{% endraw %}"), vec![]);
+        assert_eq!(
+            uses("{% filter upper %}x{% endfilter %}"),
+            vec![(false, "upper".to_string(), 10)]
+        );
+    }
 
     #[test]
     fn offsets_skip_escapes() {

@@ -1,4 +1,6 @@
-//! `E0017` (a wait of zero length) and `W0005` (a wait longer than one year).
+//! `E0017` (a wait of zero length), `W0005` (a wait longer than one year) and `W0007` (an
+//! awaited event named like a declared segment: `wait for a where X or vip up to 1d` waits for
+//! `a` or for an event `vip`, by the rule of LANGUAGE.md on `or` in a `wait for`).
 //!
 //! ## What it does
 //! Looks at every literal duration of `wait D`, `wait for ... up to D` and `when every D`.
@@ -12,6 +14,7 @@
 //! ```text
 //! wait 0s        # E0017
 //! wait 400d      # W0005
+//! wait for order_completed where event.total > 50 or vip up to 2d   # W0007 (`vip` a segment)
 //! ```
 //!
 //! Must not: judge durations given through parameters (their values are checked where the
@@ -131,4 +134,43 @@ fn first_wait<'a>(
     name: &str,
 ) -> Option<&'static str> {
     blocks.find_map(|b| waits_on(&b.steps, name))
+}
+
+/// `W0007` on an awaited event whose name is a declared segment (and not a parameter).
+pub fn segment_as_event(
+    ctx: &mut Context<'_>,
+    unit: &SourceUnit,
+    scope: crate::check::context::Scope<'_>,
+    wait: &ast::WaitFor,
+) {
+    for (i, matcher) in wait.events.iter().enumerate() {
+        let name = matcher.event.name.as_str();
+        if scope.param(name).is_some() || ctx.segment(name).is_none() {
+            continue;
+        }
+        let previous = i.checked_sub(1).and_then(|p| wait.events.get(p));
+        let filter = previous.and_then(|m| m.filter.as_ref());
+        let (message, help) = match filter {
+            Some(filter) => {
+                let condition = unit
+                    .text
+                    .get(filter.span.start..filter.span.end)
+                    .unwrap_or("...");
+                (
+                    format!("`{name}` is read as a second awaited event, not the segment `{name}`"),
+                    format!("put the condition in parentheses: `where ({condition} or {name})`"),
+                )
+            }
+            None => (
+                format!("`{name}` is read as an awaited event, not the segment `{name}`"),
+                format!(
+                    "`wait for` waits for events; to test the segment, write it in a `where (...)` condition or in an `if {name} {{ }}` after the wait"
+                ),
+            ),
+        };
+        let diagnostic = Context::at(unit, Code::SegmentAsEvent, matcher.event.span, message)
+            .with_label(format!("an event named `{name}`"))
+            .with_help(help);
+        ctx.report(diagnostic);
+    }
 }
