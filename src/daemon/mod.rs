@@ -16,6 +16,7 @@ pub mod core;
 pub mod metrics;
 pub mod outbox;
 pub mod reload;
+pub mod trace;
 pub mod versions;
 
 use crate::cli::{LogFormat, RunArgs, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};

@@ -4,7 +4,7 @@
 //! `/v1/track`, `/v1/identify`, also `/v1/page|screen|group|alias`, accepted and ignored), write
 //! key checks (HTTP Basic user name or Bearer token, compared in constant time), gzip bodies,
 //! size and batch-length limits, `GET /healthz`, `GET /metrics`, the admin reads
-//! `GET /v1/flows`, `GET /v1/contacts/{id}`, `GET /v1/events`, `GET /v1/versions` and the
+//! `GET /v1/flows`, `GET /v1/contacts/{id}` (and its `/trace`), `GET /v1/events`, `GET /v1/versions` and the
 //! rollback `POST /v1/versions/{hash}/activate` (admin key), and mounting the tracking and
 //! unsubscribe routes of `channels::tracking`.
 //! Must not: apply anything itself: records are validated here and handed to the core, which
@@ -63,6 +63,7 @@ pub fn router(state: AppState, signer: crate::channels::Signer) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/flows", get(flows))
         .route("/v1/contacts/{id}", get(contact))
+        .route("/v1/contacts/{id}/trace", get(contact_trace))
         .route("/v1/events", get(events))
         .route("/v1/versions", get(versions))
         .route("/v1/versions/{hash}/activate", post(activate))
@@ -652,4 +653,45 @@ async fn activate(
         }
     }
     Json(json!({"success": true, "version": target, "previous": previous})).into_response()
+}
+
+/// `GET /v1/contacts/{id}/trace`: the contact's decisions, replayed from its stored history
+/// with the live version (`crate::daemon::trace`).
+async fn contact_trace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = check_admin_key(&state, &headers) {
+        return r;
+    }
+    let Ok(loaded) = state.current.read().map(|c| c.clone()) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "state lock", None);
+    };
+    let reader = state.reader.clone();
+    let now = crate::daemon::core::wall_now();
+    let contact = id.clone();
+    let replayed = tokio::task::spawn_blocking(move || {
+        crate::daemon::trace::contact_trace(&reader, &loaded.compiled, &contact, now)
+            .map(|t| (t, loaded.hash.clone()))
+    })
+    .await;
+    match replayed {
+        Ok(Ok((Some(trace), version))) => Json(json!({
+            "contact": trace.contact,
+            "version": version,
+            "until": crate::engine::time::format_instant(now),
+            "records": trace.records,
+            "method": "replay of the contact's stored history with the live version",
+            "decisions": trace.decisions,
+        }))
+        .into_response(),
+        Ok(Ok((None, _))) => error(
+            StatusCode::NOT_FOUND,
+            format!("no stored record has contact `{id}`"),
+            None,
+        ),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    }
 }

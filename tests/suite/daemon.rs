@@ -1844,7 +1844,7 @@ fn simulate_file(project: &Path, events: &Path) -> Vec<String> {
 }
 
 #[test]
-fn exported_events_simulate_to_the_daemons_dry_run_deliveries() {
+fn exported_events_simulate_to_the_daemons_dry_run_deliveries_and_the_trace_explains_them() {
     let project = project_copy();
     let data = tempfile::tempdir().unwrap();
     let store = data.path().join("store");
@@ -1883,6 +1883,72 @@ fn exported_events_simulate_to_the_daemons_dry_run_deliveries() {
     assert_eq!(
         simulate_file(project.path(), &exported),
         dry_run_lines(&dry)
+    );
+    // The contact trace: every decision, with its place in the source; the sends are the
+    // daemon's own deliveries.
+    let (status, body) = daemon.admin_get("/v1/contacts/e00/trace");
+    assert_eq!(status, 200, "{body}");
+    let trace: Value = serde_json::from_str(&body).unwrap();
+    let decisions = trace["decisions"].as_array().unwrap();
+    let whats: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        whats,
+        [
+            "entered",
+            "waits",
+            "timer",
+            "sent",
+            "waits",
+            "timer",
+            "sent",
+            "completed"
+        ],
+        "{body}"
+    );
+    assert!(
+        decisions.iter().all(|d| d["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("flows/shop.flow:")),
+        "{body}"
+    );
+    let sent: Vec<(String, String)> = decisions
+        .iter()
+        .filter(|d| d["what"] == "sent")
+        .map(|d| {
+            (
+                d["time"].as_str().unwrap().to_string(),
+                d["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let delivered: Vec<(String, String)> = std::fs::read_to_string(&dry)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["contact"] == "e00")
+        .map(|v| {
+            (
+                v["time"].as_str().unwrap().to_string(),
+                v["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(sent.len(), delivered.len(), "{body}");
+    for ((time, text), (dtime, message)) in sent.iter().zip(&delivered) {
+        assert_eq!(time, dtime, "{body}");
+        assert!(text.contains(message.as_str()), "{text} vs {message}");
+    }
+    let (status, body) = daemon.admin_get("/v1/contacts/e01/trace");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"exited\""), "{body}");
+    assert_eq!(daemon.admin_get("/v1/contacts/nobody/trace").0, 404);
+    assert_eq!(
+        daemon.request("GET", "/v1/contacts/e00/trace", &[], b"").0,
+        401
     );
     // A time range: the records of the contacts from e06 on (timestamps from base + 42 s).
     let since = rfc3339(base + 6 * 7);
