@@ -325,6 +325,16 @@ pub struct DiffArgs {
     /// Contact ids shown per waiting step
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
+    /// Also report the contacts waiting right now in this running daemon (its admin API), and
+    /// what happens to them
+    #[arg(long, value_name = "URL", conflicts_with_all = ["events", "store"])]
+    pub server: Option<String>,
+    /// The admin key for `--server` (default: FLOWC_ADMIN_KEY)
+    #[arg(long, value_name = "KEY")]
+    pub admin_key: Option<String>,
+    /// Also report the contacts waiting right now in this stopped daemon's store
+    #[arg(long, value_name = "DIR", conflicts_with = "events")]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

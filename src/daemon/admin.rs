@@ -1,5 +1,5 @@
-//! The command-line side of the daemon's admin API: `flowc versions`, `flowc rollback` and
-//! `flowc export-events`.
+//! The command-line side of the daemon's admin API: `flowc versions`, `flowc rollback`,
+//! `flowc export-events`, and the contacts waiting right now for `flowc diff --server|--store`.
 //!
 //! Owns: talking to a running daemon's admin endpoints (`--server URL --admin-key K`, HTTP with
 //! ureq), reading a stopped daemon's store directly (`--data DIR`, or the project's
@@ -312,4 +312,85 @@ pub fn export_events(args: &ExportEventsArgs) -> u8 {
             EXIT_CANNOT_RUN
         }
     }
+}
+
+/// Contacts waiting right now at one step of one flow version of a daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveWaiting {
+    pub flow: String,
+    /// The flow's version (`CompiledFlow::hash`): step numbers mean something only in it.
+    pub version: String,
+    pub step: u16,
+    pub count: u64,
+    pub examples: Vec<String>,
+}
+
+/// Who waits where in a running daemon (`GET /v1/flows`) or a stopped one's store.
+pub fn waiting_now(
+    server: Option<&str>,
+    admin_key_given: &Option<String>,
+    store: Option<&Path>,
+) -> Result<Vec<LiveWaiting>, String> {
+    let mut out = Vec::new();
+    if let Some(server) = server {
+        let key = admin_key(admin_key_given)?;
+        let body = call("GET", server, "/v1/flows", &key)?;
+        let flows: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("the daemon's answer is not JSON: {e}"))?;
+        for flow in flows["flows"].as_array().cloned().unwrap_or_default() {
+            for step in flow["steps"].as_array().cloned().unwrap_or_default() {
+                out.push(LiveWaiting {
+                    flow: flow["name"].as_str().unwrap_or("").to_string(),
+                    version: flow["version"].as_str().unwrap_or("").to_string(),
+                    step: step["step"]
+                        .as_u64()
+                        .and_then(|s| u16::try_from(s).ok())
+                        .unwrap_or(0),
+                    count: step["instances"].as_u64().unwrap_or(0),
+                    examples: step["examples"]
+                        .as_array()
+                        .map(|e| {
+                            e.iter()
+                                .filter_map(|x| x.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        return Ok(out);
+    }
+    let Some(dir) = store else {
+        return Ok(out);
+    };
+    let reader = open_store(Path::new("."), &Some(dir.to_path_buf()))?;
+    let Some(bytes) = reader.meta("project").map_err(|e| e.to_string())? else {
+        return Ok(out);
+    };
+    let project: crate::compile::CompiledProject = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("the store's project version cannot be read: {e}"))?;
+    let mut groups: std::collections::BTreeMap<(u16, u16), (u64, Vec<String>)> = Default::default();
+    reader
+        .each_contact(|id, state| {
+            for i in &state.instances {
+                let entry = groups.entry((i.flow.0, i.state.0)).or_default();
+                entry.0 += 1;
+                if entry.1.len() < 3 {
+                    entry.1.push(id.to_string());
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    for ((flow, step), (count, examples)) in groups {
+        if let Some(f) = project.flows.get(usize::from(flow)) {
+            out.push(LiveWaiting {
+                flow: f.name.clone(),
+                version: f.hash.clone(),
+                step,
+                count,
+                examples,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -398,13 +398,19 @@ async fn flows(State(state): State<AppState>, headers: HeaderMap) -> Response {
     };
     let reader = state.reader.clone();
     let counted = tokio::task::spawn_blocking(move || {
-        let mut counts: std::collections::BTreeMap<(u16, u16), u64> = Default::default();
+        // Per (flow, step): instances, and the first few contact ids (in key order).
+        let mut counts: std::collections::BTreeMap<(u16, u16), (u64, Vec<String>)> =
+            Default::default();
         let mut contacts = 0u64;
         reader
-            .each_contact(|_, s| {
+            .each_contact(|id, s| {
                 contacts += 1;
                 for i in &s.instances {
-                    *counts.entry((i.flow.0, i.state.0)).or_insert(0) += 1;
+                    let entry = counts.entry((i.flow.0, i.state.0)).or_default();
+                    entry.0 += 1;
+                    if entry.1.len() < 3 {
+                        entry.1.push(id.to_string());
+                    }
                 }
             })
             .map(|()| (counts, contacts))
@@ -424,13 +430,13 @@ async fn flows(State(state): State<AppState>, headers: HeaderMap) -> Response {
             let steps: Vec<Value> = counts
                 .iter()
                 .filter(|((f, _), _)| usize::from(*f) == fi)
-                .map(|((_, s), n)| {
+                .map(|((_, s), (n, examples))| {
                     let source = flow
                         .states
                         .get(usize::from(*s))
                         .map(|st| st.source.to_string())
                         .unwrap_or_default();
-                    json!({"step": s, "source": source, "instances": n})
+                    json!({"step": s, "source": source, "instances": n, "examples": examples})
                 })
                 .collect();
             let total: u64 = steps.iter().filter_map(|s| s["instances"].as_u64()).sum();

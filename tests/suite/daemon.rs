@@ -1980,3 +1980,76 @@ fn exported_events_simulate_to_the_daemons_dry_run_deliveries_and_the_trace_expl
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, text);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `flowc diff` with the contacts waiting right now.
+
+#[test]
+fn diff_reports_the_pin_impact_on_contacts_waiting_in_the_daemon_now() {
+    let project = project_copy();
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let dry = data.path().join("dry.jsonl");
+    let daemon = Daemon::start(project.path(), &store, &dry, &[]);
+    let server = format!("http://{}", daemon.addr);
+    // `w1` got its reminder and waits in `wait 1h`.
+    assert_eq!(
+        daemon.post_batch(&contact_records("w1", now() - 11, 0)).0,
+        200
+    );
+    let lines = wait_for_lines(&dry, 1, Duration::from_secs(5));
+    assert!(lines[0].contains("cart_reminder"), "{lines:?}");
+    // NEW sends the receipt instead of the SMS.
+    let new = project_copy();
+    let flow_file = new.path().join("flows/shop.flow");
+    let original = std::fs::read_to_string(&flow_file).unwrap();
+    std::fs::write(
+        &flow_file,
+        original.replace(
+            "    wait 1h\n    send cart_sms",
+            "    wait 1h\n    send receipt",
+        ),
+    )
+    .unwrap();
+    let old_arg = project.path().to_str().unwrap();
+    let new_arg = new.path().to_str().unwrap();
+    let (code, out, err) = flowc(&[
+        "diff",
+        old_arg,
+        new_arg,
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("### contacts waiting now"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("- 1 waiting in `abandoned_cart`"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("e.g. `w1`"), "{line}");
+    assert!(line.contains("still runs `send cart_sms`"), "{line}");
+    let (code, out_json, err) = flowc(&[
+        "diff",
+        old_arg,
+        new_arg,
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let json: Value = serde_json::from_str(&out_json).unwrap();
+    assert_eq!(json["impact"].as_array().unwrap().len(), 1, "{out_json}");
+    assert_eq!(json["impact"][0]["count"], 1);
+    assert_eq!(json["impact"][0]["examples"], json!(["w1"]));
+    assert_eq!(daemon.terminate().code(), Some(0));
+    // The stopped daemon's store says the same.
+    let (code, out_store, err) =
+        flowc(&["diff", old_arg, new_arg, "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out_store, out);
+}
