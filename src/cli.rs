@@ -78,7 +78,7 @@ pub enum Command {
     SendTest(SendTestArgs),
     /// Compare two versions of a project: what changed, and what it means for waiting contacts
     #[command(
-        after_help = "Examples:\n  flowc diff old/ new/\n  flowc diff --git main             # the working tree against `main`\n  flowc diff --git HEAD~1 flows/ --format json\n  flowc diff old/ new/ --events events.jsonl --until 2026-03-02T00:00:00Z   # who waits where\n\nExit codes (like `diff`): 0 no semantic change, 1 changes, 2 the comparison could not be made (a version with errors, a bad path or revision).\nSee docs/changes.md for the JSON schema."
+        after_help = "Examples:\n  flowc diff old/ new/\n  flowc diff --git main             # the working tree against `main`\n  flowc diff --git HEAD~1 flows/ --format json\n  flowc diff old/ new/ --events events.jsonl --until 2026-03-02T00:00:00Z   # who waits where\n  flowc diff live/ edited/ --server http://127.0.0.1:8080 --admin-key $FLOWC_ADMIN_KEY   # who waits in the daemon now\n\nExit codes (like `diff`): 0 no semantic change, 1 changes, 2 the comparison could not be made (a version with errors, a bad path or revision).\nSee docs/changes.md for the JSON schema."
     )]
     Diff(DiffArgs),
     /// Run two versions of a project over the same events and report the deliveries that differ
