@@ -78,7 +78,7 @@ pub enum Command {
     SendTest(SendTestArgs),
     /// Compare two versions of a project: what changed, and what it means for waiting contacts
     #[command(
-        after_help = "Examples:\n  flowc diff old/ new/\n  flowc diff --git main             # the working tree against `main`\n  flowc diff --git HEAD~1 flows/ --format json\n  flowc diff old/ new/ --events events.jsonl --until 2026-03-02T00:00:00Z   # who waits where\n\nExit codes (like `diff`): 0 no semantic change, 1 changes, 2 the comparison could not be made (a version with errors, a bad path or revision).\nSee docs/changes.md for the JSON schema."
+        after_help = "Examples:\n  flowc diff old/ new/\n  flowc diff --git main             # the working tree against `main`\n  flowc diff --git HEAD~1 flows/ --format json\n  flowc diff old/ new/ --events events.jsonl --until 2026-03-02T00:00:00Z   # who waits where\n  flowc diff live/ edited/ --server http://127.0.0.1:8080 --admin-key $FLOWC_ADMIN_KEY   # who waits in the daemon now\n\nExit codes (like `diff`): 0 no semantic change, 1 changes, 2 the comparison could not be made (a version with errors, a bad path or revision).\nSee docs/changes.md for the JSON schema."
     )]
     Diff(DiffArgs),
     /// Run two versions of a project over the same events and report the deliveries that differ
@@ -91,6 +91,21 @@ pub enum Command {
         after_help = "Examples:\n  flowc verify\n  flowc verify flows/ --depth 5\n  flowc verify --counterexample bad.jsonl && flowc simulate --events bad.jsonl --trace\n\nExit codes: 0 every property holds within the bounds, 1 a counterexample was found (or the project has errors), 2 the command could not run."
     )]
     Verify(VerifyArgs),
+    /// List every project version the daemon ever ran (hash, time, flows, which is live)
+    #[command(
+        after_help = "Examples:\n  flowc versions                      # reads the store of a stopped daemon\n  flowc versions shop/ --data /var/lib/flowc\n  flowc versions --server http://127.0.0.1:8080 --admin-key $FLOWC_ADMIN_KEY\n\nExit codes: 0 listed, 2 the store or the server could not be read."
+    )]
+    Versions(VersionsArgs),
+    /// Make a stored version live again in a running daemon (through the hot-reload path)
+    #[command(
+        after_help = "Examples:\n  flowc rollback 3f9c2a --server http://127.0.0.1:8080 --admin-key $FLOWC_ADMIN_KEY\n\nRunning instances keep their own version; new entries use VERSION. The files on disk are not\nchanged: the next saved edit goes live as usual, and a restart runs the project on disk.\nExit codes: 0 live, 2 the version is unknown or could not be made live."
+    )]
+    Rollback(RollbackArgs),
+    /// Write the daemon's stored event history as JSON Lines for `flowc simulate --events`
+    #[command(
+        after_help = "Examples:\n  flowc export-events --server http://127.0.0.1:8080 --admin-key $FLOWC_ADMIN_KEY --out history.jsonl\n  flowc export-events shop/ --since 2026-03-01T00:00:00Z --until 2026-04-01T00:00:00Z > march.jsonl\n  flowc backtest old/ new/ --events history.jsonl\n\nExit codes: 0 written, 2 the store or the server could not be read, or a bad --since/--until."
+    )]
+    ExportEvents(ExportEventsArgs),
     /// Render one message to the terminal or an HTML file, sending nothing
     #[command(
         after_help = "Examples:\n  flowc preview cart_reminder --contact ana.json --trigger cart.json\n  flowc preview cart_reminder --html /tmp/cart.html"
@@ -310,6 +325,16 @@ pub struct DiffArgs {
     /// Contact ids shown per waiting step
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
+    /// Also report the contacts waiting right now in this running daemon (its admin API), and
+    /// what happens to them
+    #[arg(long, value_name = "URL", conflicts_with_all = ["events", "store"])]
+    pub server: Option<String>,
+    /// The admin key for `--server` (default: FLOWC_ADMIN_KEY)
+    #[arg(long, value_name = "KEY")]
+    pub admin_key: Option<String>,
+    /// Also report the contacts waiting right now in this stopped daemon's store
+    #[arg(long, value_name = "DIR", conflicts_with = "events")]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -329,6 +354,59 @@ pub struct BacktestArgs {
     /// Example deliveries shown per flow, message and kind of change
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
+}
+
+/// Where an admin command reads: a running daemon's admin API, or a stopped daemon's store.
+#[derive(Debug, Args)]
+pub struct AdminSource {
+    /// A running daemon's base URL (its admin API), e.g. http://127.0.0.1:8080
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The admin key for `--server` (default: FLOWC_ADMIN_KEY)
+    #[arg(long, value_name = "KEY")]
+    pub admin_key: Option<String>,
+    /// The store directory of a stopped daemon (default: the project's `[store] path`)
+    #[arg(long, value_name = "DIR", conflicts_with = "server")]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// The project folder (to find its store)
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    #[command(flatten)]
+    pub source: AdminSource,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportEventsArgs {
+    /// The project folder (to find its store)
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    #[command(flatten)]
+    pub source: AdminSource,
+    /// Only records with a timestamp at or after this instant (RFC 3339)
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only records with a timestamp before this instant (RFC 3339)
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Write here instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The version's hash (or its first characters, at least 4)
+    pub version: String,
+    /// The running daemon's base URL
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// The admin key (default: FLOWC_ADMIN_KEY)
+    #[arg(long, value_name = "KEY")]
+    pub admin_key: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -367,6 +445,9 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => crate::changes::command::diff(&args),
         Command::Backtest(args) => crate::changes::command::backtest(&args),
         Command::Verify(args) => crate::changes::command::verify(&args),
+        Command::Versions(args) => crate::daemon::admin::versions(&args),
+        Command::Rollback(args) => crate::daemon::admin::rollback(&args),
+        Command::ExportEvents(args) => crate::daemon::admin::export_events(&args),
     };
     ExitCode::from(code)
 }

@@ -192,7 +192,6 @@ pub fn diff(args: &DiffArgs) -> u8 {
     };
     let result = diff::diff_projects(&old, &new);
     let impact = match &args.events {
-        None => None,
         Some(path) => {
             let records = match read_events(path, &[&old]) {
                 Ok(r) => r,
@@ -209,6 +208,14 @@ pub fn diff(args: &DiffArgs) -> u8 {
             let waiting = diff::waiting_in(&old, sim.store.states(), args.examples);
             Some(diff::impact(&old, &result, &waiting))
         }
+        None if args.server.is_some() || args.store.is_some() => match live_waiting(&old, args) {
+            Ok(waiting) => Some(diff::impact(&old, &result, &waiting)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_CANNOT_RUN;
+            }
+        },
+        None => None,
     };
     match args.format {
         ChangeFormat::Text => print_out(&diff::render_text(&result, impact.as_deref())),
@@ -231,6 +238,44 @@ pub fn diff(args: &DiffArgs) -> u8 {
     } else {
         EXIT_ERRORS
     }
+}
+
+/// The contacts waiting right now in a daemon (`--server`) or its store (`--store`), as
+/// [`diff::Waiting`] of OLD: a step number means something only in the flow version it was
+/// taken in, so only instances of OLD's own version of a flow count; the others are named on
+/// standard error (their OLD is another version: diff against that one).
+fn live_waiting(old: &CompiledProject, args: &DiffArgs) -> Result<Vec<diff::Waiting>, String> {
+    let live = crate::daemon::admin::waiting_now(
+        args.server.as_deref(),
+        &args.admin_key,
+        args.store.as_deref(),
+    )?;
+    let mut waiting = Vec::new();
+    for w in live {
+        let same = old
+            .flows
+            .iter()
+            .any(|f| f.name == w.flow && f.hash == w.version);
+        if same {
+            let mut examples = w.examples;
+            examples.truncate(args.examples);
+            waiting.push(diff::Waiting {
+                flow: w.flow,
+                step: w.step,
+                count: w.count,
+                examples,
+            });
+        } else {
+            eprintln!(
+                "note: {} contact(s) wait in `{}` version {} at step {}, which is not OLD's version of that flow; left out",
+                w.count,
+                w.flow,
+                &w.version[..w.version.len().min(12)],
+                w.step
+            );
+        }
+    }
+    Ok(waiting)
 }
 
 /// `flowc backtest`.

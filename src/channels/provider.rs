@@ -1,5 +1,5 @@
 //! SMS and push through a provider webhook, and webhook messages, over HTTP with ureq. The
-//! only module that imports ureq.
+//! HTTP client of the channels (the admin commands of `daemon::admin` use ureq too).
 //!
 //! Owns: the provider payloads (generic JSON for SMS and push, a Twilio-style form for SMS),
 //! the `Idempotency-Key` header on every call, the `X-Flowc-Signature: sha256=HEX` HMAC of the

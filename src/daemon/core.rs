@@ -153,6 +153,8 @@ impl Core {
             on_reload,
         };
         core.load_schedules()?;
+        let loaded = core.loaded.clone();
+        core.record_version(&loaded);
         core.gauges();
         Ok(core)
     }
@@ -708,6 +710,15 @@ impl Core {
         }
     }
 
+    /// Stores the version going live (if new) and marks it live (`super::archive`).
+    fn record_version(&mut self, loaded: &Loaded) {
+        let stored = super::archive::record(&mut self.store, loaded, wall_now())
+            .and_then(|()| self.store.commit().map_err(|e| e.to_string()));
+        if let Err(e) = stored {
+            tracing::error!(error = %e, version = %loaded.hash, "could not store the project version");
+        }
+    }
+
     /// Makes a reloaded version the running one (keeping the old versions of flows that still
     /// have running instances).
     fn switch(&mut self, next: Arc<Loaded>) {
@@ -720,7 +731,9 @@ impl Core {
                     config: next.config.clone(),
                     hash: next.hash.clone(),
                     root: next.root.clone(),
+                    snapshot: next.snapshot.clone(),
                 });
+                self.record_version(&next);
                 (self.on_reload)(&next);
                 self.loaded = next;
                 self.metrics.reloads.fetch_add(1, Ordering::Relaxed);

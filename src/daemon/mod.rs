@@ -10,10 +10,13 @@
 //! Exit codes: 0 stopped cleanly; 1 the project has errors; 2 the daemon could not start (bad
 //! flags or configuration, the store cannot be opened, the address cannot be bound).
 
+pub mod admin;
+pub mod archive;
 pub mod core;
 pub mod metrics;
 pub mod outbox;
 pub mod reload;
+pub mod trace;
 pub mod versions;
 
 use crate::cli::{LogFormat, RunArgs, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
@@ -33,6 +36,8 @@ pub struct Loaded {
     /// SHA-256 of the compiled project's JSON: the version.
     pub hash: String,
     pub root: PathBuf,
+    /// Its flows and source files, stored as a version when it goes live.
+    pub snapshot: archive::Snapshot,
 }
 
 /// Loads, checks and compiles a project (the path `flowc simulate` uses); the diagnostics as
@@ -61,11 +66,23 @@ pub fn load(root: &Path) -> Result<Loaded, String> {
         let json = serde_json::to_vec(&compiled).unwrap_or_default();
         hex::encode(sha2::Sha256::digest(&json))
     };
+    let snapshot = archive::Snapshot {
+        flows: compiled
+            .flows
+            .iter()
+            .map(|f| archive::FlowVersion {
+                name: f.name.clone(),
+                hash: f.hash.clone(),
+            })
+            .collect(),
+        files: archive::snapshot_files(&project.root),
+    };
     Ok(Loaded {
         compiled,
         config,
         hash,
         root: project.root.clone(),
+        snapshot,
     })
 }
 

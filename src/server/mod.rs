@@ -4,7 +4,8 @@
 //! `/v1/track`, `/v1/identify`, also `/v1/page|screen|group|alias`, accepted and ignored), write
 //! key checks (HTTP Basic user name or Bearer token, compared in constant time), gzip bodies,
 //! size and batch-length limits, `GET /healthz`, `GET /metrics`, the admin reads
-//! `GET /v1/flows` and `GET /v1/contacts/{id}` (admin key), and mounting the tracking and
+//! `GET /v1/flows`, `GET /v1/contacts/{id}` (and its `/trace`), `GET /v1/events`, `GET /v1/versions` and the
+//! rollback `POST /v1/versions/{hash}/activate` (admin key), and mounting the tracking and
 //! unsubscribe routes of `channels::tracking`.
 //! Must not: apply anything itself: records are validated here and handed to the core, which
 //! answers once they are durable; a batch with one bad record is refused whole (400 naming its
@@ -62,7 +63,10 @@ pub fn router(state: AppState, signer: crate::channels::Signer) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/flows", get(flows))
         .route("/v1/contacts/{id}", get(contact))
+        .route("/v1/contacts/{id}/trace", get(contact_trace))
         .route("/v1/events", get(events))
+        .route("/v1/versions", get(versions))
+        .route("/v1/versions/{hash}/activate", post(activate))
         .with_state(state)
         .merge(crate::channels::tracking::router(signer, sink))
         // The compressed body's limit; the decoded one is checked after gunzip.
@@ -394,13 +398,19 @@ async fn flows(State(state): State<AppState>, headers: HeaderMap) -> Response {
     };
     let reader = state.reader.clone();
     let counted = tokio::task::spawn_blocking(move || {
-        let mut counts: std::collections::BTreeMap<(u16, u16), u64> = Default::default();
+        // Per (flow, step): instances, and the first few contact ids (in key order).
+        let mut counts: std::collections::BTreeMap<(u16, u16), (u64, Vec<String>)> =
+            Default::default();
         let mut contacts = 0u64;
         reader
-            .each_contact(|_, s| {
+            .each_contact(|id, s| {
                 contacts += 1;
                 for i in &s.instances {
-                    *counts.entry((i.flow.0, i.state.0)).or_insert(0) += 1;
+                    let entry = counts.entry((i.flow.0, i.state.0)).or_default();
+                    entry.0 += 1;
+                    if entry.1.len() < 3 {
+                        entry.1.push(id.to_string());
+                    }
                 }
             })
             .map(|()| (counts, contacts))
@@ -420,13 +430,13 @@ async fn flows(State(state): State<AppState>, headers: HeaderMap) -> Response {
             let steps: Vec<Value> = counts
                 .iter()
                 .filter(|((f, _), _)| usize::from(*f) == fi)
-                .map(|((_, s), n)| {
+                .map(|((_, s), (n, examples))| {
                     let source = flow
                         .states
                         .get(usize::from(*s))
                         .map(|st| st.source.to_string())
                         .unwrap_or_default();
-                    json!({"step": s, "source": source, "instances": n})
+                    json!({"step": s, "source": source, "instances": n, "examples": examples})
                 })
                 .collect();
             let total: u64 = steps.iter().filter_map(|s| s["instances"].as_u64()).sum();
@@ -570,4 +580,124 @@ async fn contact(
         "deliveries": deliveries,
     }))
     .into_response()
+}
+
+/// `GET /v1/versions`: every stored project version, oldest first, and which one is live.
+async fn versions(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_admin_key(&state, &headers) {
+        return r;
+    }
+    let reader = state.reader.clone();
+    match tokio::task::spawn_blocking(move || crate::daemon::archive::list(&reader)).await {
+        Ok(Ok((versions, live))) => {
+            Json(crate::daemon::archive::to_json(&versions, live.as_deref())).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    }
+}
+
+/// `POST /v1/versions/{hash}/activate`: rebuilds a stored version from its sources and hands
+/// it to the core as a hot reload; answers once it is live (running instances keep theirs).
+async fn activate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hash): Path<String>,
+) -> Response {
+    use crate::daemon::archive;
+    if let Err(r) = check_admin_key(&state, &headers) {
+        return r;
+    }
+    let Ok(current) = state.current.read().map(|c| c.clone()) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "state lock", None);
+    };
+    let reader = state.reader.clone();
+    let root = current.root.clone();
+    let restored = tokio::task::spawn_blocking(move || match archive::find(&reader, &hash) {
+        Ok(record) => {
+            archive::restore(&record, &root).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e))
+        }
+        Err(e @ archive::FindError::Unknown(_)) => Err((StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ archive::FindError::Ambiguous(_)) => Err((StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    })
+    .await;
+    let loaded = match restored {
+        Ok(Ok(l)) => l,
+        Ok(Err((status, e))) => return error(status, e, None),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    };
+    let target = loaded.hash.clone();
+    let previous = current.hash.clone();
+    if target != previous {
+        tracing::info!(version = %target, "rollback requested: activating a stored version");
+        if state.core.send(Command::Reload(Arc::new(loaded))).is_err() {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the daemon is stopping",
+                None,
+            );
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let live = state
+                .current
+                .read()
+                .map(|c| c.hash.clone())
+                .unwrap_or_default();
+            if live == target {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("`{target}` is not live 10 s after the request; see the daemon's log"),
+                    None,
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    Json(json!({"success": true, "version": target, "previous": previous})).into_response()
+}
+
+/// `GET /v1/contacts/{id}/trace`: the contact's decisions, replayed from its stored history
+/// with the live version (`crate::daemon::trace`).
+async fn contact_trace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = check_admin_key(&state, &headers) {
+        return r;
+    }
+    let Ok(loaded) = state.current.read().map(|c| c.clone()) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "state lock", None);
+    };
+    let reader = state.reader.clone();
+    let now = crate::daemon::core::wall_now();
+    let contact = id.clone();
+    let replayed = tokio::task::spawn_blocking(move || {
+        crate::daemon::trace::contact_trace(&reader, &loaded.compiled, &contact, now)
+            .map(|t| (t, loaded.hash.clone()))
+    })
+    .await;
+    match replayed {
+        Ok(Ok((Some(trace), version))) => Json(json!({
+            "contact": trace.contact,
+            "version": version,
+            "until": crate::engine::time::format_instant(now),
+            "records": trace.records,
+            "method": "replay of the contact's stored history with the live version",
+            "decisions": trace.decisions,
+        }))
+        .into_response(),
+        Ok(Ok((None, _))) => error(
+            StatusCode::NOT_FOUND,
+            format!("no stored record has contact `{id}`"),
+            None,
+        ),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    }
 }

@@ -459,6 +459,26 @@ impl StoreReader {
         Ok(())
     }
 
+    /// Committed metadata.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(key(META, name.as_bytes()))
+            .map_err(err)?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Committed metadata whose name starts with `prefix`, in name order.
+    pub fn meta_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.db
+            .scan_prefix(key(META, prefix.as_bytes()))
+            .map(|item| {
+                let (k, v) = item.map_err(err)?;
+                Ok((String::from_utf8_lossy(&k[1..]).to_string(), v.to_vec()))
+            })
+            .collect()
+    }
+
     /// Records of the history log, oldest first, from sequence `from`.
     pub fn history(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut start = vec![HISTORY];

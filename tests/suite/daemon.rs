@@ -1634,3 +1634,389 @@ fn email_goes_out_over_real_smtp_with_tracking_and_a_550_suppresses_the_address(
     );
     assert_eq!(child.terminate(), Some(0));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stored versions and rollback.
+
+fn flowc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .env_remove("FLOWC_ADMIN_KEY")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn every_version_is_stored_and_a_rollback_makes_an_old_one_live_for_new_entrants() {
+    let project = project_copy();
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let store_arg = store.to_str().unwrap();
+    let dry = data.path().join("dry.jsonl");
+    let daemon = Daemon::start(project.path(), &store, &dry, &[]);
+    let server = format!("http://{}", daemon.addr);
+    let version = |d: &Daemon| -> String {
+        let (_, body) = d.request("GET", "/healthz", &[], b"");
+        serde_json::from_str::<Value>(&body).unwrap()["version"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = version(&daemon);
+    // The running daemon holds the store: reading it directly says so.
+    let (code, _, err) = flowc(&["versions", "--data", store_arg]);
+    assert_eq!(code, 2);
+    assert!(err.contains("in use by a running `flowc run`"), "{err}");
+    // An edit goes live through hot reload: the SMS becomes the receipt.
+    let flow_file = project.path().join("flows/shop.flow");
+    let original = std::fs::read_to_string(&flow_file).unwrap();
+    let edited = original.replace(
+        "    wait 1h\n    send cart_sms",
+        "    wait 1h\n    send receipt",
+    );
+    assert_ne!(edited, original);
+    std::fs::write(&flow_file, edited).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while version(&daemon) == first {
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = version(&daemon);
+    // Both versions are stored, the second live.
+    let (status, body) = daemon.admin_get("/v1/versions");
+    assert_eq!(status, 200, "{body}");
+    let listing: Value = serde_json::from_str(&body).unwrap();
+    let hashes: Vec<&str> = listing["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(hashes, vec![first.as_str(), second.as_str()], "{body}");
+    assert_eq!(listing["live"], second.as_str());
+    assert_eq!(listing["versions"][1]["live"], true);
+    assert!(listing["versions"][0]["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "abandoned_cart"));
+    assert_eq!(daemon.request("GET", "/v1/versions", &[], b"").0, 401);
+    let (code, out, err) = flowc(&[
+        "versions",
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("flows:")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("  ") && lines[0].contains(&first[..12]),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("* ") && lines[1].contains(&second[..12]),
+        "{out}"
+    );
+    // Roll back to the first version (by a prefix of its hash).
+    let (code, _, err) = flowc(&[
+        "rollback",
+        "nope",
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("404") && err.contains("no stored version"),
+        "{err}"
+    );
+    let (code, out, err) = flowc(&[
+        "rollback",
+        &first[..12],
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+    ]);
+    assert_eq!(code, 0, "{err}\n{}", daemon.log_text());
+    assert!(out.contains(&format!("{first} is live")), "{out}");
+    assert_eq!(version(&daemon), first);
+    // A new entrant runs the old version: the SMS after the hour, not the receipt.
+    assert_eq!(
+        daemon
+            .post_batch(&contact_records("late", now() - 3 * 3600, 0))
+            .0,
+        200
+    );
+    let lines = wait_for_lines(&dry, 2, Duration::from_secs(8));
+    assert_eq!(lines.len(), 2, "{lines:?}\n{}", daemon.log_text());
+    assert!(
+        lines.iter().any(|l| l.contains("cart_reminder")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("cart_sms")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("receipt")), "{lines:?}");
+    // No third version: the first one is live again.
+    let (_, body) = daemon.admin_get("/v1/versions");
+    let listing: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listing["versions"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(listing["live"], first.as_str());
+    assert_eq!(daemon.terminate().code(), Some(0));
+    // Stopped: the store is read directly.
+    let (code, out, err) = flowc(&["versions", "--data", store_arg]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("flows:")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("* ") && lines[0].contains(&first[..12]),
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exporting the history.
+
+fn simulate_file(project: &Path, events: &Path) -> Vec<String> {
+    let out = Command::new(bin())
+        .arg("simulate")
+        .arg(project)
+        .arg("--events")
+        .arg(events)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn exported_events_simulate_to_the_daemons_dry_run_deliveries_and_the_trace_explains_them() {
+    let project = project_copy();
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let dry = data.path().join("dry.jsonl");
+    let daemon = Daemon::start(project.path(), &store, &dry, &[]);
+    let server = format!("http://{}", daemon.addr);
+    let base = now() - 3 * 3600;
+    let mut records = Vec::new();
+    for i in 0..12 {
+        records.extend(contact_records(&format!("e{i:02}"), base + i as i64 * 7, i));
+    }
+    let expected = simulate(project.path(), &records);
+    assert!(expected.len() > 15, "{expected:?}");
+    assert_eq!(daemon.post_batch(&records).0, 200);
+    let got = wait_for_lines(&dry, expected.len(), Duration::from_secs(10));
+    assert_eq!(got.len(), expected.len(), "{}", daemon.log_text());
+    // Export through the admin API, simulate the export: the daemon's deliveries.
+    let exported = data.path().join("export.jsonl");
+    let (code, _, err) = flowc(&[
+        "export-events",
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+        "--out",
+        exported.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("{} records written", records.len())),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert_eq!(text.lines().count(), records.len());
+    assert!(!text.contains("\"seq\""), "{text}");
+    assert_eq!(
+        simulate_file(project.path(), &exported),
+        dry_run_lines(&dry)
+    );
+    // The contact trace: every decision, with its place in the source; the sends are the
+    // daemon's own deliveries.
+    let (status, body) = daemon.admin_get("/v1/contacts/e00/trace");
+    assert_eq!(status, 200, "{body}");
+    let trace: Value = serde_json::from_str(&body).unwrap();
+    let decisions = trace["decisions"].as_array().unwrap();
+    let whats: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        whats,
+        [
+            "entered",
+            "waits",
+            "timer",
+            "sent",
+            "waits",
+            "timer",
+            "sent",
+            "completed"
+        ],
+        "{body}"
+    );
+    assert!(
+        decisions.iter().all(|d| d["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("flows/shop.flow:")),
+        "{body}"
+    );
+    let sent: Vec<(String, String)> = decisions
+        .iter()
+        .filter(|d| d["what"] == "sent")
+        .map(|d| {
+            (
+                d["time"].as_str().unwrap().to_string(),
+                d["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let delivered: Vec<(String, String)> = std::fs::read_to_string(&dry)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["contact"] == "e00")
+        .map(|v| {
+            (
+                v["time"].as_str().unwrap().to_string(),
+                v["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(sent.len(), delivered.len(), "{body}");
+    for ((time, text), (dtime, message)) in sent.iter().zip(&delivered) {
+        assert_eq!(time, dtime, "{body}");
+        assert!(text.contains(message.as_str()), "{text} vs {message}");
+    }
+    let (status, body) = daemon.admin_get("/v1/contacts/e01/trace");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"exited\""), "{body}");
+    assert_eq!(daemon.admin_get("/v1/contacts/nobody/trace").0, 404);
+    assert_eq!(
+        daemon.request("GET", "/v1/contacts/e00/trace", &[], b"").0,
+        401
+    );
+    // A time range: the records of the contacts from e06 on (timestamps from base + 42 s).
+    let since = rfc3339(base + 6 * 7);
+    let (code, out, err) = flowc(&[
+        "export-events",
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+        "--since",
+        &since,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let later = records
+        .iter()
+        .filter(|r| r["timestamp"].as_str().unwrap() >= since.as_str())
+        .count();
+    assert_eq!(out.lines().count(), later);
+    assert!(out.lines().all(|l| !l.contains("\"e05\"")), "{out}");
+    let (code, _, err) = flowc(&["export-events", "--server", &server, "--until", "tomorrow"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`--until tomorrow` is not an RFC 3339 instant"),
+        "{err}"
+    );
+    assert_eq!(daemon.terminate().code(), Some(0));
+    // The stopped daemon's store gives the same export.
+    let (code, out, err) = flowc(&["export-events", "--data", store.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// `flowc diff` with the contacts waiting right now.
+
+#[test]
+fn diff_reports_the_pin_impact_on_contacts_waiting_in_the_daemon_now() {
+    let project = project_copy();
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let dry = data.path().join("dry.jsonl");
+    let daemon = Daemon::start(project.path(), &store, &dry, &[]);
+    let server = format!("http://{}", daemon.addr);
+    // `w1` got its reminder and waits in `wait 1h`.
+    assert_eq!(
+        daemon.post_batch(&contact_records("w1", now() - 11, 0)).0,
+        200
+    );
+    let lines = wait_for_lines(&dry, 1, Duration::from_secs(5));
+    assert!(lines[0].contains("cart_reminder"), "{lines:?}");
+    // NEW sends the receipt instead of the SMS.
+    let new = project_copy();
+    let flow_file = new.path().join("flows/shop.flow");
+    let original = std::fs::read_to_string(&flow_file).unwrap();
+    std::fs::write(
+        &flow_file,
+        original.replace(
+            "    wait 1h\n    send cart_sms",
+            "    wait 1h\n    send receipt",
+        ),
+    )
+    .unwrap();
+    let old_arg = project.path().to_str().unwrap();
+    let new_arg = new.path().to_str().unwrap();
+    let (code, out, err) = flowc(&[
+        "diff",
+        old_arg,
+        new_arg,
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("### contacts waiting now"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("- 1 waiting in `abandoned_cart`"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("e.g. `w1`"), "{line}");
+    assert!(line.contains("still runs `send cart_sms`"), "{line}");
+    let (code, out_json, err) = flowc(&[
+        "diff",
+        old_arg,
+        new_arg,
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let json: Value = serde_json::from_str(&out_json).unwrap();
+    assert_eq!(json["impact"].as_array().unwrap().len(), 1, "{out_json}");
+    assert_eq!(json["impact"][0]["count"], 1);
+    assert_eq!(json["impact"][0]["examples"], json!(["w1"]));
+    assert_eq!(daemon.terminate().code(), Some(0));
+    // The stopped daemon's store says the same.
+    let (code, out_store, err) =
+        flowc(&["diff", old_arg, new_arg, "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out_store, out);
+}
