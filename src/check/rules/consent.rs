@@ -150,6 +150,23 @@ pub fn bind<'a>(params: &'a [ast::Param], args: &'a [ast::Arg]) -> HashMap<&'a s
     out
 }
 
+/// A name of a template body as one instantiation reads it, and whether an argument gave it: a
+/// parameter becomes the bare name its argument is (`None` when the argument is not a bare
+/// name, or is missing); any other name stays itself.
+pub fn resolve_name(
+    template: &ast::FlowTemplateDecl,
+    bound: &HashMap<&str, &ast::Arg>,
+    ident: &ast::Ident,
+) -> Option<(String, bool)> {
+    if !template.params.iter().any(|p| p.name.name == ident.name) {
+        return Some((ident.name.clone(), false));
+    }
+    match &bound.get(ident.name.as_str())?.value.kind {
+        ExprKind::Name(n) => Some((n.name.clone(), true)),
+        _ => None,
+    }
+}
+
 /// `W0004` through arguments: `when abandoned` + `exit on done` with both bound to one event.
 fn exit_on_trigger(
     ctx: &mut Context<'_>,
@@ -158,16 +175,7 @@ fn exit_on_trigger(
     template: &ast::FlowTemplateDecl,
     bound: &HashMap<&str, &ast::Arg>,
 ) {
-    let resolve = |ident: &ast::Ident| -> Option<(String, bool)> {
-        if template.params.iter().any(|p| p.name.name == ident.name) {
-            match &bound.get(ident.name.as_str())?.value.kind {
-                ExprKind::Name(n) => Some((n.name.clone(), true)),
-                _ => None,
-            }
-        } else {
-            Some((ident.name.clone(), false))
-        }
-    };
+    let resolve = |ident: &ast::Ident| resolve_name(template, bound, ident);
     let mut whens = Vec::new();
     let mut exits = Vec::new();
     for line in &template.body.header {

@@ -23,9 +23,9 @@
 //! Must not: report a message more than once for one property.
 
 use crate::check::context::{did_you_mean, Context};
-use crate::check::rules::consent::bind;
+use crate::check::rules::consent::{bind, resolve_name};
 use crate::diagnostic::Code;
-use crate::syntax::ast::{self, ExprKind, StepKind};
+use crate::syntax::ast::{self, StepKind};
 use std::collections::HashSet;
 
 /// A send: the message's name and the events received at that step (`None`: none received;
@@ -50,16 +50,7 @@ pub fn check_instance(ctx: &mut Context<'_>, decl: &ast::FlowInstanceDecl) {
         return;
     };
     let bound = bind(&template.params, &decl.args);
-    let resolve = |ident: &ast::Ident| -> Option<String> {
-        if template.params.iter().any(|p| p.name.name == ident.name) {
-            match &bound.get(ident.name.as_str())?.value.kind {
-                ExprKind::Name(n) => Some(n.name.clone()),
-                _ => None,
-            }
-        } else {
-            Some(ident.name.clone())
-        }
-    };
+    let resolve = |ident: &ast::Ident| resolve_name(template, &bound, ident).map(|(name, _)| name);
     let mut sends = Vec::new();
     walk(&template.body.steps, &None, &resolve, &mut sends);
     report(ctx, &decl.name.name, sends);

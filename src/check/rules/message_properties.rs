@@ -19,11 +19,11 @@
 //! Must not: guess for flows that start on a segment, a schedule or an event without schema.
 
 use crate::check::context::{did_you_mean, Context, FlowSends, Scope};
-use crate::check::rules::consent::{bind, collect_sends};
+use crate::check::rules::consent::{bind, collect_sends, resolve_name};
 use crate::check::rules::expressions::Events;
 use crate::check::rules::flows::trigger_events;
 use crate::diagnostic::Code;
-use crate::syntax::ast::{self, ExprKind, HeaderKind};
+use crate::syntax::ast::{self, HeaderKind};
 use std::collections::HashSet;
 
 /// Records a plain flow.
@@ -46,16 +46,7 @@ pub fn record_instance(ctx: &mut Context<'_>, decl: &ast::FlowInstanceDecl) {
         return;
     };
     let bound = bind(&template.params, &decl.args);
-    let resolve = |ident: &ast::Ident| -> Option<String> {
-        if template.params.iter().any(|p| p.name.name == ident.name) {
-            match &bound.get(ident.name.as_str())?.value.kind {
-                ExprKind::Name(n) => Some(n.name.clone()),
-                _ => None,
-            }
-        } else {
-            Some(ident.name.clone())
-        }
-    };
+    let resolve = |ident: &ast::Ident| resolve_name(template, &bound, ident).map(|(name, _)| name);
     let mut events = Vec::new();
     for line in &template.body.header {
         match &line.kind {
