@@ -1493,6 +1493,13 @@ fn email_goes_out_over_real_smtp_with_tracking_and_a_550_suppresses_the_address(
     let mut nobody = contact_records("nobody", base, 0);
     nobody[0]["traits"]["email"] = json!("nobody@x.test");
     records.extend(nobody);
+    // noname has no `first_name`: the subject `{{ contact.first_name }}, ...` cannot render.
+    let mut noname = contact_records("noname", base, 0);
+    noname[0]["traits"]
+        .as_object_mut()
+        .unwrap()
+        .remove("first_name");
+    records.extend(noname);
     let body = json!({ "batch": records }).to_string();
     let (status, answer) = http(&addr, "POST", "/v1/batch", &[], body.as_bytes()).unwrap();
     assert_eq!(status, 200, "{answer}");
@@ -1521,7 +1528,8 @@ fn email_goes_out_over_real_smtp_with_tracking_and_a_550_suppresses_the_address(
     loop {
         let done = email_of(&contact("ana"))["status"] == "sent"
             && email_of(&contact("bob"))["status"] == "sent"
-            && email_of(&contact("nobody"))["status"] == "dead";
+            && email_of(&contact("nobody"))["status"] == "dead"
+            && email_of(&contact("noname"))["status"] == "dead";
         if done {
             break;
         }
@@ -1631,6 +1639,15 @@ fn email_goes_out_over_real_smtp_with_tracking_and_a_550_suppresses_the_address(
             .unwrap()
             .contains(&json!("email")),
         "a hard bounce suppresses email: {nobody}"
+    );
+
+    // A template that cannot render is a dead letter naming the missing value, never a blank.
+    let noname = email_of(&contact("noname"));
+    let error = noname["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("first_name"), "{noname}");
+    assert!(
+        !recipients.contains(&"noname@x.test".to_string()),
+        "nothing was sent: {recipients:?}"
     );
     assert_eq!(child.terminate(), Some(0));
 }
