@@ -192,6 +192,22 @@ impl Checker<'_, '_, '_, '_> {
         self.ctx.report(d);
     }
 
+    /// A type mismatch between the two sides of an operator: labelled on the right side, the
+    /// left one's type as a related label.
+    fn mismatch_of_sides(
+        &mut self,
+        left: (Span, Ty),
+        right: (Span, Ty),
+        message: String,
+        help: &str,
+    ) {
+        let d = Context::at(self.unit, Code::TypeMismatch, right.0, message)
+            .with_label(format!("this is {}", right.1.describe()))
+            .with_related(left.0, format!("this is {}", left.1.describe()))
+            .with_help(help);
+        self.ctx.report(d);
+    }
+
     fn infer(&mut self, place: &Place, expr: &ast::Expr) -> Ty {
         match &expr.kind {
             ExprKind::Bool(_) => Ty::Bool,
@@ -389,20 +405,12 @@ impl Checker<'_, '_, '_, '_> {
                         }
                         _ => "compare values of the same type",
                     };
-                    let d = Context::at(
-                        self.unit,
-                        Code::TypeMismatch,
-                        rhs.span,
-                        format!(
-                            "cannot compare {} with {} using `{symbol}`",
-                            a.describe(),
-                            b.describe()
-                        ),
-                    )
-                    .with_label(format!("this is {}", b.describe()))
-                    .with_related(lhs.span, format!("this is {}", a.describe()))
-                    .with_help(help);
-                    self.ctx.report(d);
+                    let message = format!(
+                        "cannot compare {} with {} using `{symbol}`",
+                        a.describe(),
+                        b.describe()
+                    );
+                    self.mismatch_of_sides((lhs.span, a), (rhs.span, b), message, help);
                 } else if ordered {
                     for (ty, side) in [(a, lhs), (b, rhs)] {
                         if matches!(ty, Ty::Bool | Ty::List) {
@@ -450,20 +458,12 @@ impl Checker<'_, '_, '_, '_> {
                             }
                             _ => "`/` divides a number by a number",
                         };
-                        let d = Context::at(
-                            self.unit,
-                            Code::TypeMismatch,
-                            rhs.span,
-                            format!(
-                                "cannot apply `{symbol}` to {} and {}",
-                                a.describe(),
-                                b.describe()
-                            ),
-                        )
-                        .with_label(format!("this is {}", b.describe()))
-                        .with_related(lhs.span, format!("this is {}", a.describe()))
-                        .with_help(help);
-                        self.ctx.report(d);
+                        let message = format!(
+                            "cannot apply `{symbol}` to {} and {}",
+                            a.describe(),
+                            b.describe()
+                        );
+                        self.mismatch_of_sides((lhs.span, a), (rhs.span, b), message, help);
                         Ty::Unknown
                     }
                 }
