@@ -924,26 +924,8 @@ fn the_outbox_retries_transient_failures_and_dead_letters_permanent_ones() {
             .0,
         200
     );
-    let contact = |id: &str| -> Value {
-        let (_, body) = http(
-            &addr_daemon,
-            "GET",
-            &format!("/v1/contacts/{id}"),
-            &[("Authorization", "Bearer admin-test-key")],
-            b"",
-        )
-        .unwrap();
-        serde_json::from_str(&body).unwrap()
-    };
-    let sms_of = |c: &Value| -> Value {
-        c["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["channel"] == "sms")
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
+    let contact = |id: &str| admin_contact(&addr_daemon, id);
+    let sms_of = |c: &Value| delivery_on(c, "sms");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let ok = sms_of(&contact("ok"));
@@ -969,13 +951,7 @@ fn the_outbox_retries_transient_failures_and_dead_letters_permanent_ones() {
     assert_eq!(sms_of(&bad)["status"], "dead");
     assert_eq!(bad["unsubscribed"], json!([]), "a 400 is no bounce");
     // Email is not configured here: a permanent failure naming the key to set.
-    let email = bad["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["channel"] == "email")
-        .unwrap()
-        .clone();
+    let email = delivery_on(&bad, "email");
     assert_eq!(email["status"], "dead");
     assert!(
         email["last_error"].as_str().unwrap().contains("smtp_url"),
@@ -1366,6 +1342,30 @@ fn kill_9_during_dispatch_sends_each_step_with_one_idempotency_key() {
 }
 
 /// A child process killed when dropped (a failing test leaves no daemon behind).
+/// `GET /v1/contacts/{id}` with the test's admin key, as JSON.
+fn admin_contact(addr: &str, id: &str) -> Value {
+    let (_, body) = http(
+        addr,
+        "GET",
+        &format!("/v1/contacts/{id}"),
+        &[("Authorization", "Bearer admin-test-key")],
+        b"",
+    )
+    .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// A contact's first delivery on `channel` (`null` when there is none yet).
+fn delivery_on(contact: &Value, channel: &str) -> Value {
+    contact["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["channel"] == channel)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 /// `flowc run` without `--dry-run` (it really sends) on `addr`, its log appended to `log`, the
 /// admin key `admin-test-key` and no secrets from the environment; returns once `/healthz`
 /// answers.
@@ -1504,26 +1504,8 @@ fn email_goes_out_over_real_smtp_with_tracking_and_a_550_suppresses_the_address(
     let (status, answer) = http(&addr, "POST", "/v1/batch", &[], body.as_bytes()).unwrap();
     assert_eq!(status, 200, "{answer}");
 
-    let contact = |id: &str| -> Value {
-        let (_, body) = http(
-            &addr,
-            "GET",
-            &format!("/v1/contacts/{id}"),
-            &[("Authorization", "Bearer admin-test-key")],
-            b"",
-        )
-        .unwrap();
-        serde_json::from_str(&body).unwrap()
-    };
-    let email_of = |c: &Value| -> Value {
-        c["deliveries"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|d| d["channel"] == "email")
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
+    let contact = |id: &str| admin_contact(&addr, id);
+    let email_of = |c: &Value| delivery_on(c, "email");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let done = email_of(&contact("ana"))["status"] == "sent"
