@@ -257,25 +257,7 @@ fn simulate(project: &Path, records: &[Value]) -> Vec<String> {
     let events = dir.path().join("events.jsonl");
     let text: String = records.iter().map(|r| format!("{r}\n")).collect();
     std::fs::write(&events, text).unwrap();
-    let out = Command::new(bin())
-        .arg("simulate")
-        .arg(project)
-        .arg("--events")
-        .arg(&events)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut lines: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
+    simulate_file(project, &events)
 }
 
 /// The dry-run file's lines without the extra fields, sorted.

@@ -186,15 +186,7 @@ fn inline_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, text
             ctx.report(d);
         }
         Ok(template) => {
-            let mut unknown: Vec<String> = template
-                .undeclared_variables(false)
-                .into_iter()
-                .filter(|v| {
-                    !TEMPLATE_ROOTS.contains(&v.as_str()) && !TEMPLATE_EXTRAS.contains(&v.as_str())
-                })
-                .collect();
-            unknown.sort();
-            for name in unknown {
+            for name in unknown_variables(&template) {
                 let span = find_word(&text.value, &name)
                     .map(|at| Span::new(map(at), map(at + name.len())))
                     .unwrap_or(text.span);
@@ -327,15 +319,7 @@ fn file_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, path: 
             ctx.report(d);
         }
         Ok(template) => {
-            let mut unknown: Vec<String> = template
-                .undeclared_variables(false)
-                .into_iter()
-                .filter(|v| {
-                    !TEMPLATE_ROOTS.contains(&v.as_str()) && !TEMPLATE_EXTRAS.contains(&v.as_str())
-                })
-                .collect();
-            unknown.sort();
-            for name in unknown {
+            for name in unknown_variables(&template) {
                 let line = find_word(&text, &name).map(|at| text[..at].matches('\n').count() + 1);
                 report_variable(ctx, unit, path.span, &name, Some((&path.value, line)));
             }
@@ -364,6 +348,18 @@ fn file_template(ctx: &mut Context<'_>, unit: &SourceUnit, message: &str, path: 
             }
         }
     }
+}
+
+/// The variables a template reads that are neither a template root (`contact`, `trigger`, ...)
+/// nor one of minijinja's own names, sorted.
+fn unknown_variables(template: &minijinja::Template<'_, '_>) -> Vec<String> {
+    let mut unknown: Vec<String> = template
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|v| !TEMPLATE_ROOTS.contains(&v.as_str()) && !TEMPLATE_EXTRAS.contains(&v.as_str()))
+        .collect();
+    unknown.sort();
+    unknown
 }
 
 fn report_variable(
