@@ -133,6 +133,10 @@ pub struct CheckArgs {
     /// Treat warnings as errors (exit 1 when there is any)
     #[arg(long)]
     pub deny_warnings: bool,
+    /// The project folder of the version running now: also report (E0033) the waiting
+    /// instances of OLD that an `on change migrate` of this version would strand
+    #[arg(long, value_name = "OLD")]
+    pub against: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -377,6 +381,9 @@ pub struct VersionsArgs {
     pub project: PathBuf,
     #[command(flatten)]
     pub source: AdminSource,
+    /// `text` for people, `json` for scripts (the document of `GET /v1/versions`)
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ChangeFormat,
 }
 
 #[derive(Debug, Args)]

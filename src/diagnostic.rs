@@ -124,6 +124,8 @@ codes! {
     EmptyFlow = "E0029", Error, "a flow or branch has no steps where one is needed";
     UnknownTemplateFilter = "E0030", Error, "a template uses a filter or test the template engine does not have";
     InvalidConfig = "E0031", Error, "`flowc.toml` is not valid";
+    DuplicateLabel = "E0032", Error, "two steps of one flow have the same `step NAME:` label";
+    StrandedInstances = "E0033", Error, "`on change migrate` would leave instances waiting at a step of the old version that the new one does not have";
     UnusedSendCheck = "W0001", Warning, "a marketing send in a flow that never checks `can_receive` of its channel";
     UnusedSegment = "W0002", Warning, "a segment is declared but never used";
     UnusedMessage = "W0003", Warning, "a message is declared but never sent";

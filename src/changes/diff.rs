@@ -785,6 +785,36 @@ fn align(old: &[Step], new: &[Step]) -> Vec<(usize, usize)> {
     pairs
 }
 
+/// The steps of NEW that `flowc diff` matches to steps of OLD, as (old state, new state): the
+/// alignment of the two flows' steps in reading order (see [`align`]).
+pub fn step_pairs(
+    old_project: &CompiledProject,
+    old: &CompiledFlow,
+    new_project: &CompiledProject,
+    new: &CompiledFlow,
+) -> Vec<(StateId, StateId)> {
+    let old_steps: Vec<Step> = reading_order(old)
+        .into_iter()
+        .filter_map(|id| step_of(old_project, old, id))
+        .collect();
+    let new_steps: Vec<Step> = reading_order(new)
+        .into_iter()
+        .filter_map(|id| step_of(new_project, new, id))
+        .collect();
+    align(&old_steps, &new_steps)
+        .into_iter()
+        .map(|(i, j)| (old_steps[i].id, new_steps[j].id))
+        .collect()
+}
+
+/// A step in source syntax (`wait 1h`), as `flowc diff` writes it, and its `file:line`.
+pub fn step_text(project: &CompiledProject, flow: &CompiledFlow, id: StateId) -> (String, String) {
+    match step_of(project, flow, id) {
+        Some(s) => (s.text, s.source),
+        None => ("the end".to_string(), String::new()),
+    }
+}
+
 /// The shape of a flow with states named by their text and position in reading order (not by
 /// table index), to notice steps moved between branches.
 fn shape(steps: &[Step], flow: &CompiledFlow) -> Vec<(String, Vec<Option<usize>>)> {

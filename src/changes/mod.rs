@@ -11,4 +11,5 @@ pub mod backtest;
 pub mod command;
 pub mod diff;
 pub mod explain;
+pub mod migrate;
 pub mod verify;

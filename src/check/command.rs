@@ -35,8 +35,45 @@ pub fn run(args: &CheckArgs) -> u8 {
         project.units.push(unit);
         diagnostics.insert(0, d);
     }
+    if let Some(old) = &args.against {
+        if super::counts(&diagnostics).0 == 0 {
+            match against(&project, old) {
+                Ok(found) => diagnostics.extend(found),
+                Err(code) => {
+                    print(&project, &diagnostics, args.format);
+                    return code;
+                }
+            }
+        }
+    }
     print(&project, &diagnostics, args.format);
     exit_code(&diagnostics, args.deny_warnings)
+}
+
+/// `--against OLD`: the `E0033` diagnostics of this (checked) version over the version in the
+/// folder `old`. `Err` with the exit code when a version cannot be compiled (OLD's errors are
+/// printed).
+fn against(project: &Project, old: &std::path::Path) -> Result<Vec<Diagnostic>, u8> {
+    let old = match crate::simulate::load_compiled(old) {
+        Ok(p) => p,
+        Err(_) => {
+            eprintln!(
+                "error: `--against {}`: that version does not compile",
+                old.display()
+            );
+            return Err(EXIT_CANNOT_RUN);
+        }
+    };
+    let config = crate::config::Config::load(&project.root).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_CANNOT_RUN
+    })?;
+    let new = crate::compile::compile(project, &config).map_err(|diagnostics| {
+        print_errors(project, &diagnostics);
+        EXIT_ERRORS
+    })?;
+    let strandings = crate::changes::migrate::strandings(&old, &new);
+    Ok(super::rules::migration::diagnostics(project, &strandings))
 }
 
 /// `E0031` when the project's `flowc.toml` is not valid (parsed as the daemon parses it), with

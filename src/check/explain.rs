@@ -136,7 +136,7 @@ fn parts(code: Code) -> (&'static str, &'static str, &'static str) {
             "Read contact traits as `{{ contact.first_name }}` and event properties as `{{ trigger.NAME }}`.",
         ),
         DuplicateHeader => (
-            "`only if`, `reentry`, `quiet hours`, `goal` and `holdout` may appear once in a flow.",
+            "`only if`, `reentry`, `quiet hours`, `goal`, `holdout` and `on change` may appear once in a flow.",
             "flow f {\n    when signed_up\n    only if can_receive(email)\n    only if contact.country == \"ES\"\n    send welcome\n}",
             "Keep one line; join `only if` conditions with `and`.",
         ),
@@ -164,6 +164,16 @@ fn parts(code: Code) -> (&'static str, &'static str, &'static str) {
             "The project's `flowc.toml` is not valid TOML, has a key flowc does not know, a value of the wrong type, or a `[defaults] timezone` that is not an IANA name. `flowc run` and `flowc simulate` would refuse to start.",
             "[defaults]\ntimezone = \"Europe/Madird\"",
             "Fix the line the error points at (the help suggests the closest timezone or lists the known keys).",
+        ),
+        DuplicateLabel => (
+            "A `step NAME:` label names one step of a flow: `on change migrate` moves the instances waiting at the labelled step of the old version to the step with the same label in the new one. Two steps with one label would make that ambiguous.",
+            "flow f {\n    when signed_up\n    step reminder: wait 1d\n    send first\n    step reminder: wait 2d\n    send second\n}",
+            "Rename one of the labels (labels are per flow; two flows may use the same one).",
+        ),
+        StrandedInstances => (
+            "With `on change migrate`, every instance of the old version moves to the new one: to the step with the same `step NAME:` label, or else to the step that `flowc diff` matches by its place. An instance waiting at a step the new version removed, that no label maps, would have nowhere to go. The new version is refused (by `flowc check --against OLD`, `flowc diff`, the daemon's hot reload and `flowc rollback`), and the running version goes on.",
+            "# old: step first: wait 1d / send a / wait 2d / send b\nflow f {\n    when signed_up\n    on change migrate\n    step first: wait 1d\n    send a\n}",
+            "Label the step in both versions so that a label maps it (`step NAME: wait 2d` in the old, the same label on the step that takes over in the new), or use `on change pin` (they finish on the old version) or `on change restart` (they end).",
         ),
         UnusedSendCheck => (
             "A flow sends a marketing message on a channel whose consent it never checks (`can_receive(CHANNEL)` in a header line, condition or segment) and it has no `exit on unsubscribed`. The engine skips such sends (`no_consent`), but the flow's timing and goal then count contacts it never could reach.",

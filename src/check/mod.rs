@@ -43,12 +43,14 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
             ast::Item::Message(d) => rules::messages::check(&mut ctx, unit, d),
             ast::Item::Flow(d) => {
                 rules::flows::check(&mut ctx, unit, &d.name, &d.body, Scope::default());
+                rules::labels::check(&mut ctx, unit, &d.name, &d.body);
                 rules::consent::check_flow(&mut ctx, unit, d);
                 rules::message_properties::record_flow(&mut ctx, d);
                 flows.push(Sender::Flow(d));
             }
             ast::Item::FlowTemplate(d) => {
-                rules::flows::check(&mut ctx, unit, &d.name, &d.body, Scope::new(&d.params))
+                rules::flows::check(&mut ctx, unit, &d.name, &d.body, Scope::new(&d.params));
+                rules::labels::check(&mut ctx, unit, &d.name, &d.body);
             }
             ast::Item::FlowInstance(d) => {
                 rules::instances::check(&mut ctx, unit, d);

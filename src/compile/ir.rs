@@ -7,6 +7,7 @@
 //! Invariant: the serialised form is a compatibility boundary; bump [`FORMAT_VERSION`] on any
 //! change of meaning.
 
+pub use crate::syntax::ast::ChangePolicy;
 use crate::syntax::ast::{Channel, DurationUnit, PropertyType};
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +212,41 @@ pub struct CompiledFlow {
     /// The first step.
     pub entry: StateId,
     pub states: Vec<State>,
+    /// `on change` and the step labels: how a new version of the flow takes over the
+    /// instances running in an older one. Left out of the JSON (and so of the hash) when it is
+    /// the default, so that flows without them keep the hash they had before.
+    #[serde(default, skip_serializing_if = "ChangeRules::is_default")]
+    pub change: ChangeRules,
+}
+
+/// `on change POLICY` and the `step NAME:` labels of one flow.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ChangeRules {
+    #[serde(default, skip_serializing_if = "ChangePolicy::is_pin")]
+    pub policy: ChangePolicy,
+    /// Each label and the state of the step it names, in source order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(String, StateId)>,
+}
+
+impl ChangeRules {
+    pub fn is_default(&self) -> bool {
+        self.policy.is_pin() && self.labels.is_empty()
+    }
+    /// The label of a state, if its step has one.
+    pub fn label_of(&self, state: StateId) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(_, s)| *s == state)
+            .map(|(l, _)| l.as_str())
+    }
+    /// The state a label names.
+    pub fn state_of(&self, label: &str) -> Option<StateId> {
+        self.labels
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, s)| *s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -33,6 +33,7 @@ pub fn compile(project: &Project, config: &Config) -> Result<CompiledProject, Ve
         messages: Vec::new(),
         message_index: HashMap::new(),
         diagnostics: Vec::new(),
+        labels: Vec::new(),
     };
     lowering.intern_event("unsubscribed");
     for (name, declared) in &symbols.messages {
@@ -189,6 +190,8 @@ struct Lowering<'p, 's> {
     messages: Vec<CompiledMessage>,
     message_index: HashMap<String, MessageId>,
     diagnostics: Vec<Diagnostic>,
+    /// The step labels of the flow being lowered: (label, state, source offset).
+    labels: Vec<(String, StateId, usize)>,
 }
 
 /// The unit and span compile is looking at, for diagnostics and source locations.
@@ -374,6 +377,7 @@ impl<'p> Lowering<'p, '_> {
                 kind: StateKind::End,
                 source: here.loc(body.span),
             }],
+            change: ChangeRules::default(),
         };
         for line in &body.header {
             match &line.kind {
@@ -449,6 +453,7 @@ impl<'p> Lowering<'p, '_> {
                     flow.holdout_basis_points =
                         (p.value * 100.0).round().clamp(0.0, 10_000.0) as u16;
                 }
+                ast::HeaderKind::OnChange { policy, .. } => flow.change.policy = *policy,
             }
         }
         if flow.triggers.is_empty() {
@@ -461,7 +466,13 @@ impl<'p> Lowering<'p, '_> {
             return None;
         }
         let end = StateId(0);
-        flow.entry = self.lower_block(here, &body.steps, end, scope, &mut flow.states)?;
+        let outer_labels = std::mem::take(&mut self.labels);
+        let entry = self.lower_block(here, &body.steps, end, scope, &mut flow.states);
+        let mut labels = std::mem::replace(&mut self.labels, outer_labels);
+        flow.entry = entry?;
+        // Source order (the steps are lowered last to first).
+        labels.sort_by_key(|(_, _, start)| *start);
+        flow.change.labels = labels.into_iter().map(|(l, s, _)| (l, s)).collect();
         Some(flow)
     }
 
@@ -597,8 +608,12 @@ impl<'p> Lowering<'p, '_> {
                         }
                     }
                     if conditions.is_empty() {
-                        // Nothing left to decide: go straight on.
+                        // Nothing left to decide: go straight on (a label names where it goes).
                         next = otherwise;
+                        if let Some(label) = &step.label {
+                            self.labels
+                                .push((label.name.clone(), next, step.span.start));
+                        }
                         continue;
                     }
                     StateKind::Branch {
@@ -646,6 +661,10 @@ impl<'p> Lowering<'p, '_> {
                 ast::StepKind::Stop => StateKind::Stop,
             };
             next = self.push_state(here, states, kind, step.span)?;
+            if let Some(label) = &step.label {
+                self.labels
+                    .push((label.name.clone(), next, step.span.start));
+            }
         }
         Some(next)
     }

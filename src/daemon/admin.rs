@@ -150,7 +150,13 @@ pub fn render_versions(listing: &Value) -> String {
 pub fn versions(args: &VersionsArgs) -> u8 {
     match versions_json(&args.project, &args.source) {
         Ok(listing) => {
-            print!("{}", render_versions(&listing));
+            match args.format {
+                crate::cli::ChangeFormat::Text => print!("{}", render_versions(&listing)),
+                crate::cli::ChangeFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&listing).unwrap_or_default()
+                ),
+            }
             EXIT_OK
         }
         Err(e) => {
@@ -176,7 +182,7 @@ pub fn rollback(args: &RollbackArgs) -> u8 {
                 println!("{version} was already live");
             } else {
                 println!(
-                    "{version} is live (was {previous}); running instances keep their version"
+                    "{version} is live (was {previous}); running instances follow each flow's `on change` policy"
                 );
             }
             EXIT_OK

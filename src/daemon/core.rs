@@ -723,7 +723,13 @@ impl Core {
     /// have running instances).
     fn switch(&mut self, next: Arc<Loaded>) {
         let old = self.loaded.clone();
-        match super::reload::carry_over(&mut self.store, &old.compiled, &next.compiled) {
+        if let Some(diagnostics) = super::reload::refusal(&old.compiled, &next) {
+            self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(version = %next.hash, diagnostics = %diagnostics, "reload refused: the new version would strand waiting instances; the running version goes on");
+            return;
+        }
+        match super::reload::carry_over(&mut self.store, &old.compiled, &next.compiled, wall_now())
+        {
             Ok((merged, n)) => {
                 let kept = merged.flows.len() - next.compiled.flows.len();
                 let next = Arc::new(Loaded {

@@ -236,8 +236,14 @@ fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
         None => None,
     };
     let previous = previous.unwrap_or_else(|| loaded.compiled.clone());
-    let (merged, n) =
-        reload::carry_over(&mut store, &previous, &loaded.compiled).map_err(|e| e.to_string())?;
+    // The project changed while the daemon was stopped: the same rules as a hot reload.
+    if let Some(diagnostics) = reload::refusal(&previous, &loaded) {
+        return Err(format!(
+            "the project would strand instances waiting in the stored version:\n{diagnostics}"
+        ));
+    }
+    let (merged, n) = reload::carry_over(&mut store, &previous, &loaded.compiled, core::wall_now())
+        .map_err(|e| e.to_string())?;
     if n > 0 {
         tracing::info!(
             contacts = n,

@@ -5,14 +5,22 @@
 //! fails check or compile (its diagnostics are logged, the running version goes on), and
 //! [`migrate`]: the ids a state holds (flows, events, segments) are indexes into one compiled
 //! project, so a new version maps them by name.
-//! Must not: apply anything to contacts beyond that renaming of ids (the engine decides).
+//! It also applies each changed flow's `on change` policy to the instances of its old versions,
+//! as `changes::migrate` plans it (a pure function: this module only carries it out), refuses
+//! a version whose `on change migrate` would strand waiting instances ([`refusal`]), and keeps
+//! a note of each moved or ended instance for the contact's trace ([`MigrationNote`]).
+//! Must not: apply anything to contacts beyond that (the engine decides).
 //!
-//! Running instances finish on the flow version they started on: the old version is kept in
-//! the running project (see [`super::versions`]) until its last instance ends (it is dropped at
-//! the next reload or restart after that). Entries, goals, history and memberships map by name.
+//! `pin` (the default): running instances finish on the flow version they started on: the old
+//! version is kept in the running project (see [`super::versions`]) until its last instance
+//! ends (it is dropped at the next reload or restart after that). `migrate`: they move to the
+//! new version at the step a label or the step's place maps. `restart`: they end. Entries,
+//! goals, history and memberships map by name.
 
 use super::core::Command;
-use crate::compile::{CompiledProject, EventId, FlowId, SegmentId};
+use crate::changes::migrate::{self, Fate, FlowPlan};
+use crate::compile::{ChangePolicy, CompiledProject, EventId, FlowId, SegmentId};
+use crate::engine::time::Instant;
 use crate::engine::ContactState;
 use crate::store::sled::SledStore;
 use crate::store::StoreError;
@@ -123,24 +131,51 @@ pub fn carry_over(
     store: &mut SledStore,
     old: &CompiledProject,
     new: &CompiledProject,
+    now: Instant,
 ) -> Result<(CompiledProject, usize), StoreError> {
+    let plans = migrate::plan(old, new);
+    // Pinned (and unchanged) versions are kept for their instances; under `migrate` and
+    // `restart` the new version takes them over.
+    let kept = |index: usize| {
+        plans
+            .get(index)
+            .map_or(true, |p| !p.changed || p.policy == ChangePolicy::Pin)
+    };
     let mut running = std::collections::HashSet::new();
     store.reader().each_contact(|_, state| {
         for instance in &state.instances {
-            running.insert(instance.flow.index());
+            if kept(instance.flow.index()) {
+                running.insert(instance.flow.index());
+            }
         }
     })?;
     let merged = super::versions::merge(new, old, &running);
-    let map = IdMap::new(old, &merged);
+    let mut map = IdMap::new(old, &merged);
+    map.plans = plans;
+    map.now = now;
     let mut changed = 0;
     if !map.identity {
         let mut after: Option<String> = None;
         loop {
+            let mut notes: Vec<(String, Vec<MigrationNote>)> = Vec::new();
             let last = store.update_contacts_after(after.as_deref(), 1000, |contact, state| {
-                if migrate_with(&map, contact, state) {
+                let mut noted = Vec::new();
+                if migrate_with(&map, contact, state, &mut noted) {
                     changed += 1;
                 }
+                if !noted.is_empty() {
+                    notes.push((contact.to_string(), noted));
+                }
             })?;
+            for (contact, noted) in notes {
+                let name = format!("{NOTES}{contact}");
+                let mut all: Vec<MigrationNote> = store
+                    .meta(&name)?
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                all.extend(noted);
+                store.put_meta(&name, &serde_json::to_vec(&all).unwrap_or_default());
+            }
             match last {
                 Some(l) => after = Some(l),
                 None => break,
@@ -152,9 +187,79 @@ pub fn carry_over(
     Ok((merged, changed))
 }
 
-/// Maps a state's ids from `old` to `new`; `true` when something changed.
+/// Maps a state's ids from `old` to `new` (pinning every instance); `true` when something
+/// changed.
 pub fn migrate(state: &mut ContactState, old: &CompiledProject, new: &CompiledProject) -> bool {
-    migrate_with(&IdMap::new(old, new), "", state)
+    migrate_with(&IdMap::new(old, new), "", state, &mut Vec::new())
+}
+
+/// Where a contact's migration notes are kept (metadata name + contact id).
+pub const NOTES: &str = "migrated:";
+
+/// One instance moved or ended by a version change, for `GET /v1/contacts/{id}/trace`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MigrationNote {
+    /// When the version went live (wall clock).
+    pub time: Instant,
+    pub flow: String,
+    /// `migrated` or `exited`.
+    pub what: String,
+    pub text: String,
+    /// `file:line` of the step it waited at in the old version.
+    pub source: String,
+}
+
+/// The migration notes of `contact`, oldest first.
+pub fn notes_of(
+    reader: &crate::store::sled::StoreReader,
+    contact: &str,
+) -> Result<Vec<MigrationNote>, StoreError> {
+    Ok(reader
+        .meta(&format!("{NOTES}{contact}"))?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
+}
+
+/// Why `next` may not go live over the running project `running`: the `E0033` diagnostics of
+/// every waiting step that its `on change migrate` would strand, rendered in `next`'s own
+/// sources; `None` when it may.
+pub fn refusal(running: &CompiledProject, next: &super::Loaded) -> Option<String> {
+    let strandings = migrate::strandings(running, &next.compiled);
+    if strandings.is_empty() {
+        return None;
+    }
+    let sources: Vec<(PathBuf, String)> = next
+        .snapshot
+        .files
+        .iter()
+        .filter(|f| f.path.ends_with(".flow"))
+        .map(|f| (PathBuf::from(&f.path), f.text.clone()))
+        .collect();
+    let project = crate::project::Project::from_sources(next.root.clone(), sources);
+    let diagnostics = crate::check::rules::migration::diagnostics(&project, &strandings);
+    let text: Vec<String> = if diagnostics.is_empty() {
+        strandings
+            .iter()
+            .map(|s| {
+                format!(
+                    "error[E0033]: flow `{}`: {} ({})",
+                    s.flow, s.reason, s.source
+                )
+            })
+            .collect()
+    } else {
+        diagnostics
+            .iter()
+            .map(|d| {
+                let mut line = crate::simulate::describe_diagnostic(&project, d);
+                if let Some(help) = &d.help {
+                    line.push_str(&format!("\n  = help: {help}"));
+                }
+                line
+            })
+            .collect()
+    };
+    Some(text.join("\n"))
 }
 
 struct IdMap<'a> {
@@ -164,6 +269,10 @@ struct IdMap<'a> {
     flows: Vec<Option<FlowId>>,
     old: &'a CompiledProject,
     new: &'a CompiledProject,
+    /// What the version change does to each flow of `old` (empty: pin everything).
+    plans: Vec<FlowPlan>,
+    /// When the version goes live.
+    now: Instant,
 }
 
 impl<'a> IdMap<'a> {
@@ -219,15 +328,23 @@ impl<'a> IdMap<'a> {
             flows,
             old,
             new,
+            plans: Vec::new(),
+            now: 0,
         }
     }
 }
 
-fn migrate_with(map: &IdMap<'_>, contact: &str, state: &mut ContactState) -> bool {
+fn migrate_with(
+    map: &IdMap<'_>,
+    contact: &str,
+    state: &mut ContactState,
+    notes: &mut Vec<MigrationNote>,
+) -> bool {
     if map.identity {
         return false;
     }
     let before = state.clone();
+    let tz = migrate::contact_timezone(&state.traits, &map.new.default_timezone);
     let flow = |f: FlowId| map.flows.get(f.index()).copied().flatten();
     state.history.retain_mut(
         |p| match map.events.get(p.event.index()).copied().flatten() {
@@ -247,9 +364,63 @@ fn migrate_with(map: &IdMap<'_>, contact: &str, state: &mut ContactState) -> boo
             return false;
         };
         let new_flow = &map.new.flows[new_id.index()];
+        let old_index = instance.flow.index();
         instance.flow = new_id;
         if new_flow.hash == old_flow.hash {
             return true;
+        }
+        if let Some(plan) = map.plans.get(old_index).filter(|p| p.changed) {
+            let point = plan.fate_of(instance.state);
+            let (from, source) = point.map_or_else(
+                || ("its step".to_string(), String::new()),
+                |p| crate::changes::diff::step_text(map.old, old_flow, p.step),
+            );
+            let note = |what: &str, text: String| MigrationNote {
+                time: map.now,
+                flow: old_flow.name.clone(),
+                what: what.to_string(),
+                text,
+                source: source.clone(),
+            };
+            match (plan.policy, point) {
+                (ChangePolicy::Migrate, Some(p)) if matches!(p.fate, Fate::Moves { .. }) => {
+                    migrate::move_instance(
+                        instance, old_flow, p.step, new_flow, new_id, &p.fate, map.now, tz,
+                    );
+                    let to = match &p.fate {
+                        Fate::Moves { to_step, label, .. } => {
+                            let (text, at) =
+                                crate::changes::diff::step_text(map.new, new_flow, *to_step);
+                            let by = label
+                                .as_ref()
+                                .map_or("by its place".to_string(), |l| format!("by its label `{l}`"));
+                            format!("`{text}` ({at}), {by}")
+                        }
+                        _ => String::new(),
+                    };
+                    notes.push(note(
+                        "migrated",
+                        format!("flow changed (on change migrate): moved from `{from}` to {to}"),
+                    ));
+                    return true;
+                }
+                (ChangePolicy::Migrate, _) => {
+                    tracing::warn!(contact, flow = %old_flow.name, "no step of the new version takes over this instance's step; the instance ends");
+                    notes.push(note(
+                        "exited",
+                        format!("flow changed (on change migrate): nothing takes over `{from}`"),
+                    ));
+                    return false;
+                }
+                (ChangePolicy::Restart, _) => {
+                    notes.push(note(
+                        "exited",
+                        format!("flow changed (on change restart): ended at `{from}`"),
+                    ));
+                    return false;
+                }
+                (ChangePolicy::Pin, _) => {}
+            }
         }
         let same_kind = match (
             old_flow.states.get(instance.state.index()),

@@ -11,6 +11,8 @@
 //! records all arrived under this version and in time order (an older version's instance, a
 //! record that arrived after a timer it precedes had fired: docs/runtime.md, "Time"). The real
 //! deliveries, with their outbox status, are in `GET /v1/contacts/{id}`.
+//! The notes hot reload kept of the contact's instances moved or ended by a version change
+//! (`on change migrate | restart`, `super::reload::MigrationNote`) are added at their time.
 //! Must not: decide anything (the engine does), or write the store.
 
 use crate::changes::explain::{decisions, Decision};
@@ -72,9 +74,22 @@ pub fn contact_trace(
         progress: false,
     };
     let sim = crate::simulate::run(project, records, &options);
+    let mut decided = decisions(project, &sim.trace, contact);
+    let notes = super::reload::notes_of(reader, contact).map_err(|e| e.to_string())?;
+    for note in notes {
+        decided.push(Decision {
+            time: crate::engine::time::format_instant(note.time),
+            flow: note.flow,
+            what: note.what,
+            text: note.text,
+            source: note.source,
+        });
+    }
+    // Stable: the notes come after the replay's decisions of the same second.
+    decided.sort_by(|a, b| a.time.cmp(&b.time));
     Ok(Some(ContactTrace {
         contact: contact.to_string(),
         records: count,
-        decisions: decisions(project, &sim.trace, contact),
+        decisions: decided,
     }))
 }

@@ -1460,6 +1460,7 @@ mod tests {
             holdout_basis_points: 0,
             trigger_keys: Some(Vec::new()),
             event_keys: Some(Vec::new()),
+            change: ChangeRules::default(),
             entry: StateId(4),
             states: vec![
                 state(StateKind::End),

@@ -38,6 +38,7 @@ pub fn layout(source: &str, file: &SourceFile) -> String {
         block_start: true,
         force_blank: false,
         first_line: None,
+        label: None,
     };
     printer.file(file);
     printer.finish()
@@ -102,6 +103,8 @@ struct Printer<'a> {
     /// Where the first line of the current top-level element starts in `out` (after the
     /// comments before it).
     first_line: Option<usize>,
+    /// `step NAME: ` of the step being written, put after the indentation of its first line.
+    label: Option<String>,
 }
 
 /// How an expression after a keyword is written.
@@ -180,6 +183,9 @@ impl<'a> Printer<'a> {
             self.first_line = Some(self.out.len());
         }
         self.indent();
+        if let Some(label) = self.label.take() {
+            self.out.push_str(&label);
+        }
     }
 
     /// Ends the current output line, whose source ended at `source_end`, with the comment
@@ -690,6 +696,9 @@ impl<'a> Printer<'a> {
                 let text = format!("holdout {}", percent_text(p.value, p.span, self.source));
                 self.line(span, &text);
             }
+            HeaderKind::OnChange { policy, .. } => {
+                self.line(span, &format!("on change {}", policy.keyword()));
+            }
         }
     }
 
@@ -730,7 +739,8 @@ impl<'a> Printer<'a> {
     ) {
         let operands = chain(e);
         let flat = expr_text(e, self.source, context);
-        let column = self.depth * INDENT.len() + prefix.chars().count();
+        let label = self.label.as_ref().map_or(0, |l| l.chars().count());
+        let column = self.depth * INDENT.len() + label + prefix.chars().count();
         let wrap = context == Context::Plain
             && operands.len() > 1
             && (column + flat.chars().count() + suffix.chars().count() > WIDTH
@@ -819,6 +829,7 @@ impl<'a> Printer<'a> {
 
     fn step(&mut self, step: &'a Step) {
         let span = step.span;
+        self.label = step.label.as_ref().map(|l| format!("step {}: ", l.name));
         match &step.kind {
             StepKind::Send { message } => self.line(span, &format!("send {}", message.name)),
             StepKind::Wait { duration } => {

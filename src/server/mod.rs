@@ -629,6 +629,14 @@ async fn activate(
     };
     let target = loaded.hash.clone();
     let previous = current.hash.clone();
+    // Refused like a hot reload would refuse it (`on change migrate` stranding instances).
+    if let Some(diagnostics) = crate::daemon::reload::refusal(&current.compiled, &loaded) {
+        return error(
+            StatusCode::CONFLICT,
+            format!("`{target}` would strand waiting instances; the running version goes on:\n{diagnostics}"),
+            None,
+        );
+    }
     if target != previous {
         tracing::info!(version = %target, "rollback requested: activating a stored version");
         if state.core.send(Command::Reload(Arc::new(loaded))).is_err() {

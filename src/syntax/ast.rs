@@ -374,6 +374,38 @@ pub enum HeaderKind {
     },
     /// `holdout N%`
     Holdout(Percent),
+    /// `on change pin | migrate | restart`
+    OnChange {
+        policy: ChangePolicy,
+        /// The span of the policy word.
+        policy_span: Span,
+    },
+}
+
+/// What a new version of a flow does to the instances running in the old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangePolicy {
+    /// They finish on the version they started on (the default).
+    #[default]
+    Pin,
+    /// They move to the new version, at the step a label or the step's place maps.
+    Migrate,
+    /// They end ("exited: flow changed"); nothing more is sent to them by the old version.
+    Restart,
+}
+
+impl ChangePolicy {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ChangePolicy::Pin => "pin",
+            ChangePolicy::Migrate => "migrate",
+            ChangePolicy::Restart => "restart",
+        }
+    }
+    pub fn is_pin(&self) -> bool {
+        *self == ChangePolicy::Pin
+    }
 }
 
 /// A segment used by name, with arguments when it has parameters.
@@ -517,7 +549,11 @@ pub struct Block {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub kind: StepKind,
+    /// The step without its label.
     pub span: Span,
+    /// `step NAME:` before the step: a stable name that `on change migrate` maps by.
+    #[serde(default)]
+    pub label: Option<Ident>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -416,6 +416,8 @@ fn is_token(rule: Rule) -> bool {
             | Rule::kw_since
             | Rule::kw_exists
             | Rule::kw_can_receive
+            | Rule::kw_change
+            | Rule::kw_step
             | Rule::kw_or
     )
 }
@@ -813,6 +815,19 @@ impl Builder {
             Rule::holdout => {
                 ast::HeaderKind::Holdout(percent(&Parts::of(line).next("holdout share")?)?)
             }
+            Rule::on_change => {
+                let word = Parts::of(line).next("change policy")?;
+                let policy = match word.as_str() {
+                    "pin" => ast::ChangePolicy::Pin,
+                    "migrate" => ast::ChangePolicy::Migrate,
+                    "restart" => ast::ChangePolicy::Restart,
+                    _ => return Err(internal(span_of(&word), "change policy")),
+                };
+                ast::HeaderKind::OnChange {
+                    policy,
+                    policy_span: span_of(&word),
+                }
+            }
             _ => return Err(internal(line_span, "header line")),
         };
         Ok(ast::HeaderLine { kind, span })
@@ -875,7 +890,14 @@ impl Builder {
     }
 
     fn step(&mut self, pair: Pair<'_, Rule>) -> Result<ast::Step> {
-        let step = only_child(pair)?;
+        let whole = span_of(&pair);
+        let mut children = pair.into_inner();
+        let mut label = None;
+        let mut step = children.next().ok_or_else(|| internal(whole, "step"))?;
+        if step.as_rule() == Rule::step_label {
+            label = Some(ident(Parts::of(step).next("step label")?));
+            step = children.next().ok_or_else(|| internal(whole, "step"))?;
+        }
         let span = span_of(&step);
         let rule = step.as_rule();
         let kind = match rule {
@@ -934,7 +956,7 @@ impl Builder {
             Rule::stop => ast::StepKind::Stop,
             _ => return Err(internal(span, "step")),
         };
-        Ok(ast::Step { kind, span })
+        Ok(ast::Step { kind, span, label })
     }
 
     fn wait_for(&mut self, pair: Pair<'_, Rule>) -> Result<ast::WaitFor> {
@@ -1656,6 +1678,9 @@ fn expected_phrase(rule: Rule) -> Option<(&'static str, &'static str)> {
         Rule::kw_per => ("`per`", "`per`"),
         Rule::kw_file => ("`file`", "`file`"),
         Rule::kw_or => ("`or` and another event", "`or`"),
+        Rule::kw_change => ("`change`", "`change`"),
+        Rule::kw_step => ("`step`", "`step`"),
+        Rule::change_policy => ("`pin`, `migrate` or `restart`", "a change policy"),
         _ => return None,
     })
 }
@@ -1692,6 +1717,7 @@ fn default_help(rule: Rule) -> Option<&'static str> {
             "write a number and a unit: `30s`, `15min`, `2h`, `3d`, `1w`, `4mo` or `1y`"
         }
         Rule::time => "times use a 24-hour clock: `09:00`, `21:30`",
+        Rule::change_policy => "`on change pin` keeps running instances on their version, `on change migrate` moves them to the new one, `on change restart` ends them",
         Rule::param_type => {
             "the parameter types are `duration`, `number`, `string` and `bool`, and in a flow template also `message`, `segment` and `event`"
         }

@@ -104,7 +104,7 @@ fn header(
                     "a header line stands after the first step",
                 )
                 .with_label("header line after a step")
-                .with_help("move it above the first step: `when`, `only if`, `exit`, `reentry`, `quiet hours`, `goal` and `holdout` apply to the whole flow");
+                .with_help("move it above the first step: `when`, `only if`, `exit`, `reentry`, `quiet hours`, `goal`, `holdout` and `on change` apply to the whole flow");
                 ctx.report(d);
             }
         }
@@ -114,6 +114,7 @@ fn header(
             HeaderKind::QuietHours(_) => Some("quiet hours"),
             HeaderKind::Goal { .. } => Some("goal"),
             HeaderKind::Holdout(_) => Some("holdout"),
+            HeaderKind::OnChange { .. } => Some("on change"),
             _ => None,
         };
         if let Some(keyword) = once {
@@ -201,7 +202,7 @@ fn header(
                 }
                 expressions::duration(ctx, unit, scope, within);
             }
-            HeaderKind::Holdout(_) => {}
+            HeaderKind::Holdout(_) | HeaderKind::OnChange { .. } => {}
         }
     }
     if !has_when {
