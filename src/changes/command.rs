@@ -4,7 +4,8 @@
 //!
 //! Owns: files, the `git` and `tar` subprocesses, standard output and the exit codes.
 //! `diff` and `backtest` answer like `diff(1)`: 0 the same, 1 different, 2 the comparison could
-//! not be made (a version with errors, a bad record, a missing folder). `verify`: 0 verified,
+//! not be made (a version with errors, a bad record, a missing folder); `diff` answers 3 when
+//! NEW would be refused over OLD (an `on change migrate` strands waiting instances, `E0033`). `verify`: 0 verified,
 //! 1 a finding or the project has errors, 2 could not run.
 //! Must not: compare or explore anything itself (`diff`, `backtest`, `verify` do).
 
@@ -233,12 +234,17 @@ pub fn diff(args: &DiffArgs) -> u8 {
             });
         }
     }
-    if result.equal {
+    if !result.strandings.is_empty() {
+        EXIT_REFUSED
+    } else if result.equal {
         EXIT_OK
     } else {
         EXIT_ERRORS
     }
 }
+
+/// `flowc diff`'s exit code when NEW would be refused over OLD.
+pub const EXIT_REFUSED: u8 = 3;
 
 /// The contacts waiting right now in a daemon (`--server`) or its store (`--store`), as
 /// [`diff::Waiting`] of OLD: a step number means something only in the flow version it was

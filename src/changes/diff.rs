@@ -12,8 +12,11 @@
 //! The waiting contacts come from the caller ([`impact`] takes a list from any source: a
 //! simulation today, the daemon's store later).
 
+use crate::changes::migrate::{self, Fate, Stranding};
 use crate::compile::show::clock;
-use crate::compile::{CompiledFlow, CompiledProject, Expr, Reentry, StateId, StateKind, Trigger};
+use crate::compile::{
+    ChangePolicy, CompiledFlow, CompiledProject, Expr, Reentry, StateId, StateKind, Trigger,
+};
 use crate::engine::ContactState;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +39,9 @@ pub struct ProjectDiff {
     pub policy: Vec<Change>,
     /// Project settings (`[defaults] timezone`).
     pub settings: Vec<Change>,
+    /// Waiting steps of OLD that an `on change migrate` of NEW maps nowhere: NEW would be
+    /// refused over OLD (`E0033`; exit 3).
+    pub strandings: Vec<Stranding>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,7 +88,8 @@ pub struct FlowDiff {
     pub messages_changed: Vec<String>,
     /// Segments this flow reads (directly or through another segment) whose rule changed.
     pub segments_changed: Vec<String>,
-    /// For each step of OLD where a contact can be waiting: what happens to it under pin.
+    /// For each step of OLD where a contact can be waiting: what happens to it under pin,
+    /// and under the flow's policy.
     pub waiting: Vec<WaitingPoint>,
 }
 
@@ -140,6 +147,29 @@ pub struct WaitingPoint {
     pub waiting_at: String,
     pub source: String,
     pub pin: PinOutcome,
+    /// What NEW's `on change` policy does to it.
+    pub on_change: ChangeOutcome,
+}
+
+/// What a contact waiting at a step of OLD gets when NEW goes live, under NEW's `on change`
+/// policy (`changes::migrate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeOutcome {
+    pub policy: ChangePolicy,
+    /// `keeps_old_version` (pin, or the flow did not change), `moves` (migrate), `ends`
+    /// (restart) or `stranded` (migrate, nothing maps its step: NEW is refused).
+    pub action: String,
+    /// One sentence for people.
+    pub summary: String,
+    /// `moves`: the step of NEW it then waits at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moves_to: Option<StepRef>,
+    /// `moves`: the label that mapped it (absent: the step's place did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The messages it is sent when its wait ends (a `wait for` by its timeout), before it
+    /// waits again, branches or ends, in the version it is then in: empty when it ends.
+    pub then_sends: Vec<String>,
 }
 
 /// What a contact waiting at a step of OLD gets when NEW is deployed under pin.
@@ -235,6 +265,12 @@ pub fn diff_projects(old: &CompiledProject, new: &CompiledProject) -> ProjectDif
                         step,
                         waiting_at,
                         source,
+                        on_change: kept_outcome(
+                            ChangePolicy::Pin,
+                            "finishes on the old version; the flow takes no new entries"
+                                .to_string(),
+                            migrate::sends_when_due(old, o, StateId(step)),
+                        ),
                         pin: PinOutcome {
                             summary: "finishes on the old version; the flow takes no new entries"
                                 .to_string(),
@@ -311,6 +347,84 @@ pub fn diff_projects(old: &CompiledProject, new: &CompiledProject) -> ProjectDif
         segments,
         policy,
         settings,
+        strandings: migrate::strandings(old, new),
+    }
+}
+
+/// The outcome of an instance that stays on the version it is in.
+fn kept_outcome(policy: ChangePolicy, summary: String, then_sends: Vec<String>) -> ChangeOutcome {
+    ChangeOutcome {
+        policy,
+        action: "keeps_old_version".to_string(),
+        summary,
+        moves_to: None,
+        label: None,
+        then_sends,
+    }
+}
+
+/// What NEW's policy does to instances holding `held` of OLD, as `changes::migrate` plans it.
+fn change_outcome(
+    old_project: &CompiledProject,
+    old: &CompiledFlow,
+    new_project: &CompiledProject,
+    new: &CompiledFlow,
+    fate: &Fate,
+    held: StateId,
+    pin: &PinOutcome,
+) -> ChangeOutcome {
+    let policy = new.change.policy;
+    match fate {
+        Fate::KeepsOldVersion => kept_outcome(
+            policy,
+            pin.summary.clone(),
+            migrate::sends_when_due(old_project, old, held),
+        ),
+        Fate::Moves { to, to_step, label } => {
+            let then_sends = migrate::sends_when_due(new_project, new, *to);
+            let target = step_of(new_project, new, *to_step).map(|s| s.reference());
+            let mut summary = match &target {
+                Some(t) => format!("moves to `{}` ({}) of the new version", t.text, t.source),
+                None => "moves to the new version".to_string(),
+            };
+            match label {
+                Some(l) => summary.push_str(&format!(" by its label `{l}`")),
+                None => summary.push_str(" by its place"),
+            }
+            if then_sends.is_empty() {
+                summary.push_str("; when its wait ends it sends nothing before the next step");
+            } else {
+                summary.push_str(&format!(
+                    "; when its wait ends it gets {}",
+                    quoted_list(&then_sends)
+                ));
+            }
+            ChangeOutcome {
+                policy,
+                action: "moves".to_string(),
+                summary,
+                moves_to: target,
+                label: label.clone(),
+                then_sends,
+            }
+        }
+        Fate::Ends => ChangeOutcome {
+            policy,
+            action: "ends".to_string(),
+            summary: "is ended (exited: flow changed); nothing more is sent to it by this flow"
+                .to_string(),
+            moves_to: None,
+            label: None,
+            then_sends: Vec::new(),
+        },
+        Fate::Stranded { reason } => ChangeOutcome {
+            policy,
+            action: "stranded".to_string(),
+            summary: format!("stranded: {reason}; the new version would be refused (E0033)"),
+            moves_to: None,
+            label: None,
+            then_sends: Vec::new(),
+        },
     }
 }
 
@@ -566,6 +680,13 @@ fn header_lines(project: &CompiledProject, flow: &CompiledFlow) -> Vec<(String, 
         lines.push((
             "holdout".to_string(),
             format!("holdout {}%", f64::from(flow.holdout_basis_points) / 100.0),
+        ));
+    }
+    // The default (pin) is not written.
+    if !flow.change.policy.is_pin() {
+        lines.push((
+            "on change".to_string(),
+            format!("on change {}", flow.change.policy.keyword()),
         ));
     }
     lines
@@ -941,20 +1062,35 @@ fn diff_flow(
         new_steps: &new_steps,
         pairs: &pairs,
     };
+    let plan = migrate::plan_flow(old_project, old, new_project, Some(new));
     diff.waiting = waiting_points(old_project, old)
         .into_iter()
-        .map(|(step, at, waiting_at, source)| WaitingPoint {
-            step,
-            pin: pin_outcome(
+        .zip(plan.points)
+        .map(|((step, at, waiting_at, source), point)| {
+            let pin = pin_outcome(
                 old_project,
                 old,
                 new,
                 &alignment,
                 &diff,
                 &[StateId(at), StateId(step)],
-            ),
-            waiting_at,
-            source,
+            );
+            let on_change = change_outcome(
+                old_project,
+                old,
+                new_project,
+                new,
+                &point.fate,
+                StateId(step),
+                &pin,
+            );
+            WaitingPoint {
+                step,
+                pin,
+                on_change,
+                waiting_at,
+                source,
+            }
         })
         .collect();
     diff
@@ -1165,6 +1301,9 @@ pub struct StepImpact {
     pub count: u64,
     pub examples: Vec<String>,
     pub pin: PinOutcome,
+    /// What the flow's `on change` policy in NEW does to them ("N contacts at step X move to
+    /// step Y / are ended / keep the old version").
+    pub on_change: ChangeOutcome,
 }
 
 /// Counts the instances of `states` by (flow, step), with up to `max_examples` contact ids
@@ -1209,9 +1348,19 @@ pub fn impact(old: &CompiledProject, diff: &ProjectDiff, waiting: &[Waiting]) ->
                 .iter()
                 .find(|f| f.name == w.flow)
                 .and_then(|f| f.waiting.iter().find(|p| p.step == w.step));
-            let (waiting_at, source, pin) = match point {
-                Some(p) => (p.waiting_at.clone(), p.source.clone(), p.pin.clone()),
+            let (waiting_at, source, pin, on_change) = match point {
+                Some(p) => (
+                    p.waiting_at.clone(),
+                    p.source.clone(),
+                    p.pin.clone(),
+                    p.on_change.clone(),
+                ),
                 None => {
+                    let flow = old.flows.iter().find(|f| f.name == w.flow);
+                    let then_sends = flow.map_or_else(Vec::new, |f| {
+                        migrate::sends_when_due(old, f, StateId(w.step))
+                    });
+                    let policy = flow.map_or(ChangePolicy::Pin, |f| f.change.policy);
                     let (text, source) = old
                         .flows
                         .iter()
@@ -1235,6 +1384,11 @@ pub fn impact(old: &CompiledProject, diff: &ProjectDiff, waiting: &[Waiting]) ->
                             old_messages: Vec::new(),
                             old_header: Vec::new(),
                         },
+                        kept_outcome(
+                            policy,
+                            "unaffected: the flow did not change".to_string(),
+                            then_sends,
+                        ),
                     )
                 }
             };
@@ -1246,6 +1400,7 @@ pub fn impact(old: &CompiledProject, diff: &ProjectDiff, waiting: &[Waiting]) ->
                 count: w.count,
                 examples: w.examples.clone(),
                 pin,
+                on_change,
             }
         })
         .collect()
@@ -1390,6 +1545,29 @@ pub fn render_text(diff: &ProjectDiff, impact: Option<&[StepImpact]>) -> String 
         for segment in &flow.segments_changed {
             let _ = writeln!(out, "- reads segment `{segment}`, whose rule changed");
         }
+        let policy = flow
+            .waiting
+            .first()
+            .map_or(ChangePolicy::Pin, |w| w.on_change.policy);
+        if policy != ChangePolicy::Pin && flow.status == Status::Changed {
+            let what = match policy {
+                ChangePolicy::Migrate => "migrate: running instances move to the new version",
+                _ => "restart: running instances are ended",
+            };
+            let _ = writeln!(
+                out,
+                "\nContacts waiting in the old version (on change {what}):\n"
+            );
+            for point in &flow.waiting {
+                let _ = writeln!(
+                    out,
+                    "- at `{}` ({}): {}",
+                    point.waiting_at, point.source, point.on_change.summary
+                );
+            }
+            out.push('\n');
+            continue;
+        }
         let affected: Vec<&WaitingPoint> = flow.waiting.iter().filter(|w| w.pin.affected).collect();
         let unaffected = flow.waiting.len() - affected.len();
         if !affected.is_empty() {
@@ -1478,9 +1656,25 @@ pub fn render_text(diff: &ProjectDiff, impact: Option<&[StepImpact]>) -> String 
                 step.waiting_at,
                 step.source,
                 quoted_list(&step.examples),
-                step.pin.summary
+                step.on_change.summary
             );
         }
+    }
+    if !diff.strandings.is_empty() {
+        while out.ends_with("\n\n") {
+            out.pop();
+        }
+        out.push_str("\n### refused: `on change migrate` would strand waiting instances\n\n");
+        for s in &diff.strandings {
+            let _ = writeln!(
+                out,
+                "- error[E0033] flow `{}`: instances waiting at `{}` ({} in the old version): {}",
+                s.flow, s.step, s.source, s.reason
+            );
+        }
+        out.push_str(
+            "\nLabel the step in both versions (`step NAME: ...`), or use `on change pin` or `on change restart`.\n",
+        );
     }
     while out.ends_with("\n\n") {
         out.pop();

@@ -48,12 +48,19 @@ fn every_ok_example_checks_clean_without_warnings() {
 }
 
 /// Each `tests/check/err/CODE_what/` gives `CODE` (exit 1 for an error code, 0 for a
-/// warning), on a file and line, and its human and JSON renderings are pinned.
+/// warning), on a file and line, and its human and JSON renderings are pinned. A case with an
+/// `old/` project folder is checked `--against` it (the version running now).
 #[test]
 fn every_err_case_reports_its_code() {
     let dir = repo("tests/check/err");
     for name in entries(&dir) {
-        let (json_code, stdout, stderr) = flowc_in(&dir, &["check", &name, "--format", "json"]);
+        let old = format!("{name}/old");
+        let mut against: Vec<&str> = Vec::new();
+        if dir.join(&old).is_dir() {
+            against = vec!["--against", &old];
+        }
+        let json_args = [&["check", name.as_str(), "--format", "json"][..], &against].concat();
+        let (json_code, stdout, stderr) = flowc_in(&dir, &json_args);
         assert_eq!(
             stderr, "",
             "{name}: JSON mode writes diagnostics to stdout only"
@@ -91,7 +98,8 @@ fn every_err_case_reports_its_code() {
             assert!(value["line"].as_u64().expect("line") >= 1);
             assert!(value["column"].as_u64().expect("column") >= 1);
         }
-        let (human_code, human_out, human) = flowc_in(&dir, &["check", &name]);
+        let human_args = [&["check", name.as_str()][..], &against].concat();
+        let (human_code, human_out, human) = flowc_in(&dir, &human_args);
         assert_eq!(human_out, "", "{name}: the human report goes to stderr");
         assert_eq!(human_code, json_code, "{name}");
         insta::assert_snapshot!(

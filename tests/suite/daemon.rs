@@ -2001,3 +2001,274 @@ fn diff_reports_the_pin_impact_on_contacts_waiting_in_the_daemon_now() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(out_store, out);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The migration policy: what `flowc diff --server` predicts for the contacts waiting now is
+// what the daemon delivers to them after the version changes on disk.
+
+const JOURNEY_MESSAGES: &str =
+    "message j1: email {\n    subject: \"j1\"\n    body: \"<p>j1</p>\"\n}\n\n\
+message j1b: email {\n    subject: \"j1b\"\n    body: \"<p>j1b</p>\"\n}\n\n\
+message j2: email {\n    subject: \"j2\"\n    body: \"<p>j2</p>\"\n}\n\n\
+message j3: email {\n    subject: \"j3\"\n    body: \"<p>j3</p>\"\n}\n\n";
+
+/// OLD: a labelled `wait 1h`, then an unlabelled `wait 2h`.
+fn journey_old(policy: &str) -> String {
+    format!(
+        "{JOURNEY_MESSAGES}flow journey {{\n    when journey_started\n    only if can_receive(email)\n    on change {policy}\n    step first: wait 1h\n    send j1\n    wait 2h\n    send j2\n}}\n"
+    )
+}
+
+/// NEW: a step added before the label, the first message replaced, one added at the end (the
+/// `wait 2h` maps by its place).
+fn journey_new(policy: &str) -> String {
+    format!(
+        "{JOURNEY_MESSAGES}flow journey {{\n    when journey_started\n    only if can_receive(email)\n    on change {policy}\n    send j3\n    step first: wait 1h\n    send j1b\n    wait 2h\n    send j2\n    send j3\n}}\n"
+    )
+}
+
+/// The journey deliveries of the dry-run file: (contact, message), in file order.
+fn journey_deliveries(dry: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(dry)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["flow"] == "journey")
+        .map(|v| {
+            (
+                v["contact"].as_str().unwrap().to_string(),
+                v["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn journey_records(id: &str, started: i64) -> Vec<Value> {
+    vec![
+        json!({"type": "identify", "userId": id, "timestamp": rfc3339(started - 1),
+               "messageId": format!("{id}-i"),
+               "traits": {"email": format!("{id}@x.test"), "consent": {"email": true}}}),
+        json!({"type": "track", "userId": id, "event": "Journey Started",
+               "timestamp": rfc3339(started), "messageId": format!("{id}-s")}),
+    ]
+}
+
+/// Contacts `x1`, `x2` wait at `wait 1h` and `y1`, `y2` at `wait 2h`, all due `due_in` seconds
+/// from now; the version under `policy` changes on disk; the deliveries afterwards must be
+/// what `flowc diff OLD NEW --server URL --format json` predicted for those contacts.
+/// Returns the prediction (`impact`), the deliveries after the change and the daemon.
+fn policy_change(
+    policy: &str,
+    due_in: i64,
+    before_change: impl FnOnce(&Daemon, &Path),
+) -> (Vec<Value>, Vec<(String, String)>, Daemon, tempfile::TempDir) {
+    let project = project_copy();
+    let journey = project.path().join("flows/journey.flow");
+    std::fs::write(&journey, journey_old(policy)).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let dry = data.path().join("dry.jsonl");
+    let daemon = Daemon::start(project.path(), &data.path().join("store"), &dry, &[]);
+    let start = now();
+    let mut records = Vec::new();
+    for id in ["x1", "x2"] {
+        records.extend(journey_records(id, start - 3600 + due_in));
+    }
+    for id in ["y1", "y2"] {
+        // Their `wait 1h` ended in the past (j1 goes out at once); `wait 2h` is due soon.
+        records.extend(journey_records(id, start - 3 * 3600 + due_in));
+    }
+    assert_eq!(daemon.post_batch(&records).0, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while journey_deliveries(&dry).len() < 2 {
+        assert!(Instant::now() < deadline, "{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        journey_deliveries(&dry),
+        vec![
+            ("y1".to_string(), "j1".to_string()),
+            ("y2".to_string(), "j1".to_string())
+        ]
+    );
+    before_change(&daemon, project.path());
+    // The prediction, from the daemon's waiting contacts.
+    let new = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(new.path().join("flows")).unwrap();
+    std::fs::copy(
+        project.path().join("flowc.toml"),
+        new.path().join("flowc.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        project.path().join("flows/shop.flow"),
+        new.path().join("flows/shop.flow"),
+    )
+    .unwrap();
+    std::fs::write(new.path().join("flows/journey.flow"), journey_new(policy)).unwrap();
+    let server = format!("http://{}", daemon.addr);
+    let (code, out, err) = flowc(&[
+        "diff",
+        project.path().to_str().unwrap(),
+        new.path().to_str().unwrap(),
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{err}{out}");
+    let prediction: Value = serde_json::from_str(&out).unwrap();
+    let impact: Vec<Value> = prediction["impact"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["flow"] == "journey")
+        .cloned()
+        .collect();
+    assert_eq!(impact.len(), 2, "{out}");
+    // The change, on disk.
+    let before = version_of(&daemon);
+    let delivered_before = journey_deliveries(&dry).len();
+    std::fs::write(&journey, journey_new(policy)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while version_of(&daemon) == before {
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        now() < start + due_in - 1,
+        "the change came too late for the test's timers"
+    );
+    // Every predicted delivery, then a little longer (nothing else may come).
+    let expected: usize = impact
+        .iter()
+        .map(|i| {
+            i["count"].as_u64().unwrap() as usize
+                * i["on_change"]["then_sends"].as_array().unwrap().len()
+        })
+        .sum();
+    let deadline = Instant::now() + Duration::from_secs((due_in + 5) as u64);
+    while journey_deliveries(&dry).len() < delivered_before + expected {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}\n{}",
+            journey_deliveries(&dry),
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    while now() < start + due_in + 2 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = journey_deliveries(&dry).split_off(delivered_before);
+    // Exactly what was predicted, contact by contact, in order.
+    let mut contacts = 0;
+    for step in &impact {
+        let predicted: Vec<String> = step["on_change"]["then_sends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(step["count"], 2, "{step}");
+        for contact in step["examples"].as_array().unwrap() {
+            let contact = contact.as_str().unwrap();
+            let got: Vec<String> = after
+                .iter()
+                .filter(|(c, _)| c == contact)
+                .map(|(_, m)| m.clone())
+                .collect();
+            assert_eq!(got, predicted, "{contact} under {policy}: {step}");
+            contacts += 1;
+        }
+    }
+    assert_eq!(contacts, 4);
+    assert_eq!(after.len(), expected, "{after:?}");
+    (impact, after, daemon, project)
+}
+
+fn version_of(daemon: &Daemon) -> String {
+    let (_, body) = daemon.request("GET", "/healthz", &[], b"");
+    serde_json::from_str::<Value>(&body).unwrap()["version"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn action_at(impact: &[Value], waiting_at: &str) -> String {
+    let step = impact
+        .iter()
+        .find(|i| i["waiting_at"] == waiting_at)
+        .unwrap_or_else(|| panic!("{impact:?}"));
+    step["on_change"]["action"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn under_pin_waiting_contacts_get_the_old_versions_messages_as_diff_predicted() {
+    let (impact, after, daemon, _project) = policy_change("pin", 8, |_, _| {});
+    assert_eq!(action_at(&impact, "wait 1h"), "keeps_old_version");
+    assert_eq!(action_at(&impact, "wait 2h"), "keeps_old_version");
+    let mut messages: Vec<&str> = after.iter().map(|(_, m)| m.as_str()).collect();
+    messages.sort();
+    assert_eq!(messages, ["j1", "j1", "j2", "j2"]);
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+#[test]
+fn under_migrate_waiting_contacts_move_by_label_and_place_as_diff_predicted() {
+    let (impact, after, daemon, _project) = policy_change("migrate", 14, |daemon, project| {
+        // First a version that drops the unlabelled `wait 2h`: refused, the old one goes on.
+        let before = version_of(daemon);
+        let stranding = journey_old("migrate").replace("    wait 2h\n", "");
+        std::fs::write(project.join("flows/journey.flow"), stranding).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !daemon.log_text().contains("E0033") {
+            assert!(Instant::now() < deadline, "{}", daemon.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(version_of(daemon), before);
+        assert!(
+            daemon.log_text().contains("wait 2h"),
+            "{}",
+            daemon.log_text()
+        );
+        std::fs::write(project.join("flows/journey.flow"), journey_old("migrate")).unwrap();
+    });
+    assert_eq!(action_at(&impact, "wait 1h"), "moves");
+    assert_eq!(action_at(&impact, "wait 2h"), "moves");
+    let x1: Vec<&str> = after
+        .iter()
+        .filter(|(c, _)| c == "x1")
+        .map(|(_, m)| m.as_str())
+        .collect();
+    let y1: Vec<&str> = after
+        .iter()
+        .filter(|(c, _)| c == "y1")
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!((x1, y1), (vec!["j1b"], vec!["j2", "j3"]));
+    // The contact's trace shows the move.
+    let (status, body) = daemon.admin_get("/v1/contacts/x1/trace");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("moved from `wait 1h`") && body.contains("by its label `first`"),
+        "{body}"
+    );
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+#[test]
+fn under_restart_waiting_contacts_are_ended_and_get_nothing_as_diff_predicted() {
+    let (impact, after, daemon, _project) = policy_change("restart", 8, |_, _| {});
+    assert_eq!(action_at(&impact, "wait 1h"), "ends");
+    assert_eq!(action_at(&impact, "wait 2h"), "ends");
+    assert!(after.is_empty(), "{after:?}");
+    let (_, body) = daemon.admin_get("/v1/contacts/y2/trace");
+    assert!(body.contains("on change restart"), "{body}");
+    assert_eq!(daemon.terminate().code(), Some(0));
+}

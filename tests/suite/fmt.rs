@@ -687,7 +687,16 @@ fn every_diagnostic_example_gives_its_code() {
             std::fs::write(dir.path().join("flowc.toml"), config).expect("write");
         }
         std::fs::write(dir.path().join("example.flow"), &example).expect("write");
-        let out = flowc(&["check", ".", "--format", "json"], dir.path(), None);
+        // A `flow-old` block is the version running now: checked `--against` it.
+        let old_dir = tempfile::tempdir().expect("tempdir");
+        let old = fenced_blocks(section, "flow-old").into_iter().next();
+        let mut args = vec!["check", ".", "--format", "json"];
+        let old_path = old_dir.path().display().to_string();
+        if let Some(old) = &old {
+            std::fs::write(old_dir.path().join("example.flow"), old).expect("write");
+            args.extend(["--against", old_path.as_str()]);
+        }
+        let out = flowc(&args, dir.path(), None);
         let stdout = text(&out.stdout);
         assert!(
             stdout.contains(&format!("\"code\":\"{code}\"")),
