@@ -20,7 +20,7 @@
 //!   kept as they were.
 
 use crate::changes::diff::{step_pairs, step_text, waiting_points};
-use crate::compile::{ChangePolicy, CompiledFlow, CompiledProject, FlowId, StateId, StateKind};
+use crate::compile::{ChangePolicy, CompiledFlow, CompiledProject, StateId, StateKind};
 use crate::engine::time::{self, Instant};
 use crate::engine::Instance;
 use serde::Serialize;
@@ -228,15 +228,14 @@ pub fn strandings(old: &CompiledProject, new: &CompiledProject) -> Vec<Stranding
     out
 }
 
-/// Moves `instance`, waiting at `from_step` of `old`, to `new` (whose id is `new_id`) as
-/// `fate` says (a [`Fate::Moves`]), applying the timer rules at `now` in the contact's
-/// timezone `tz`. Other fates leave it unchanged.
+/// Moves `instance`, waiting at `from_step` of `old`, to the step of `new` that `fate` says
+/// (a [`Fate::Moves`]), applying the timer rules at `now` in the contact's timezone `tz`.
+/// The caller sets `instance.flow` to `new`'s id. Other fates leave it unchanged.
 pub fn move_instance(
     instance: &mut Instance,
     old: &CompiledFlow,
     from_step: StateId,
     new: &CompiledFlow,
-    new_id: FlowId,
     fate: &Fate,
     now: Instant,
     tz: chrono_tz::Tz,
@@ -244,7 +243,6 @@ pub fn move_instance(
     let Fate::Moves { to, to_step, .. } = fate else {
         return;
     };
-    instance.flow = new_id;
     instance.state = *to;
     let from = old.states.get(from_step.index()).map(|s| &s.kind);
     let onto = new.states.get(to_step.index()).map(|s| &s.kind);
@@ -319,6 +317,7 @@ pub fn sends_when_due(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compile::FlowId;
     use crate::project::Project;
     use std::path::PathBuf;
 
@@ -430,7 +429,6 @@ mod tests {
             &o.flows[0],
             point.step,
             &n.flows[0],
-            FlowId(0),
             &point.fate,
             2000,
             tz,
@@ -445,7 +443,6 @@ mod tests {
             &o.flows[0],
             points[1].step,
             &n.flows[0],
-            FlowId(0),
             &points[1].fate,
             5000,
             tz,

@@ -385,7 +385,7 @@ fn migrate_with(
             match (plan.policy, point) {
                 (ChangePolicy::Migrate, Some(p)) if matches!(p.fate, Fate::Moves { .. }) => {
                     migrate::move_instance(
-                        instance, old_flow, p.step, new_flow, new_id, &p.fate, map.now, tz,
+                        instance, old_flow, p.step, new_flow, &p.fate, map.now, tz,
                     );
                     let to = match &p.fate {
                         Fate::Moves { to_step, label, .. } => {
