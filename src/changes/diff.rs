@@ -928,6 +928,26 @@ pub fn step_pairs(
         .collect()
 }
 
+/// Whether two versions of a flow differ in substance: their header lines, their steps (in
+/// source syntax, in reading order) or how the steps connect. Moved source lines, message
+/// contents, segment rules and step labels are not substance.
+pub fn changed_in_substance(
+    old_project: &CompiledProject,
+    old: &CompiledFlow,
+    new_project: &CompiledProject,
+    new: &CompiledFlow,
+) -> bool {
+    let steps = |p: &CompiledProject, f: &CompiledFlow| -> Vec<Step> {
+        reading_order(f)
+            .into_iter()
+            .filter_map(|id| step_of(p, f, id))
+            .collect()
+    };
+    let (old_steps, new_steps) = (steps(old_project, old), steps(new_project, new));
+    header_lines(old_project, old) != header_lines(new_project, new)
+        || shape(&old_steps, old) != shape(&new_steps, new)
+}
+
 /// A step in source syntax (`wait 1h`), as `flowc diff` writes it, and its `file:line`.
 pub fn step_text(project: &CompiledProject, flow: &CompiledFlow, id: StateId) -> (String, String) {
     match step_of(project, flow, id) {

@@ -9,6 +9,8 @@
 //! Must not: read files, the clock or the store, or write anything: these are pure functions,
 //! so the daemon's hot reload, `flowc rollback`, `flowc diff`, `flowc check --against` and tests
 //! all get the same answer. The policy is the NEW version's line: it says how NEW takes over.
+//! `restart` ends instances only when the flow changed in substance (header lines, steps or
+//! how they connect); an edit that only moved source lines moves them by place instead.
 //!
 //! Timer rules of a moved instance (docs/runtime.md, "Hot reload"):
 //! - a `wait` whose duration changed keeps its start and takes the new duration; a `wait for`
@@ -19,7 +21,7 @@
 //!   hours end); the trigger properties it carried, and the event a `wait for` received, are
 //!   kept as they were.
 
-use crate::changes::diff::{step_pairs, step_text, waiting_points};
+use crate::changes::diff::{changed_in_substance, step_pairs, step_text, waiting_points};
 use crate::compile::{ChangePolicy, CompiledFlow, CompiledProject, StateId, StateKind};
 use crate::engine::time::{self, Instant};
 use crate::engine::Instance;
@@ -59,7 +61,9 @@ pub struct PointFate {
 /// What a version change does to one flow version of OLD.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowPlan {
-    /// The new version's policy (`pin` when the flow was removed).
+    /// The policy applied: the new version's (`pin` when the flow was removed), except that
+    /// `restart` applies as `migrate` when the flow did not change in substance
+    /// (`diff::changed_in_substance`: only source lines, labels or message texts moved).
     pub policy: ChangePolicy,
     /// Whether NEW has the flow in another version.
     pub changed: bool,
@@ -96,7 +100,14 @@ pub fn plan_flow(
                 .collect(),
         };
     };
-    let policy = new.change.policy;
+    // An edit that changes nothing but source lines (or labels, or message texts) restarts
+    // nobody: the instances move by place to the same steps.
+    let policy = match new.change.policy {
+        ChangePolicy::Restart if !changed_in_substance(old_project, old, new_project, new) => {
+            ChangePolicy::Migrate
+        }
+        policy => policy,
+    };
     let pairs = match policy {
         ChangePolicy::Migrate => step_pairs(old_project, old, new_project, new),
         _ => Vec::new(),
@@ -402,6 +413,17 @@ mod tests {
         );
         assert!(
             points.iter().all(|p| p.fate == Fate::KeepsOldVersion),
+            "{points:?}"
+        );
+    }
+
+    #[test]
+    fn restart_after_an_edit_that_only_moves_lines_moves_instances_instead() {
+        let old = OLD.replace("migrate", "restart");
+        let new = format!("\n\n{old}");
+        let (_, _, points) = fates(&old, &new);
+        assert!(
+            points.iter().all(|p| matches!(p.fate, Fate::Moves { .. })),
             "{points:?}"
         );
     }
