@@ -775,3 +775,154 @@ fn verify_of_the_shipped_shop_finds_nothing_since_welcome_has_reentry_after_30d(
     assert!(findings.is_empty(), "{report}");
     assert_eq!(run.code, 0, "{report}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The migration policy: `on change`, `step NAME:` labels, the stranding check.
+
+const MIGRATION_MESSAGES: &str =
+    "message a: email transactional {\n    subject: \"a\"\n    body: \"<p>a</p>\"\n}\n\n\
+message b: email transactional {\n    subject: \"b\"\n    body: \"<p>b</p>\"\n}\n\n";
+
+/// A project folder holding one flow file.
+fn project_with(flow: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+    std::fs::write(
+        dir.path().join("flows/f.flow"),
+        format!("{MIGRATION_MESSAGES}{flow}"),
+    )
+    .unwrap();
+    dir
+}
+
+const MIGRATE_OLD: &str = "flow f {\n    when go\n    on change migrate\n    step first: wait 1d\n    send a\n    wait 3d\n    send b\n}\n";
+/// Drops the unlabelled `wait 3d`.
+const MIGRATE_STRANDS: &str =
+    "flow f {\n    when go\n    on change migrate\n    step first: wait 1d\n    send a\n    send b\n}\n";
+
+#[test]
+fn check_against_old_refuses_a_migration_that_strands_and_accepts_a_label_that_maps_it() {
+    let old = project_with(MIGRATE_OLD);
+    let new = project_with(MIGRATE_STRANDS);
+    let old_arg = old.path().to_str().unwrap();
+    let run = flowc_in(
+        new.path(),
+        &["check", ".", "--against", old_arg, "--format", "json"],
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let line: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(line["code"], "E0033");
+    assert_eq!(line["file"], "flows/f.flow");
+    // At the new version's `on change migrate` line (line 13 of the file).
+    assert_eq!(line["line"], 13, "{line}");
+    assert!(line["label"]
+        .as_str()
+        .unwrap()
+        .contains("`wait 3d` (flows/f.flow:16 in the old version)"));
+    assert!(line["help"].as_str().unwrap().contains("on change pin"));
+    // Without `--against` the new version is fine on its own.
+    assert_eq!(flowc_in(new.path(), &["check", "."]).code, 0);
+    // A label on both sides maps the wait to its shorter successor.
+    let old = project_with(&MIGRATE_OLD.replace("    wait 3d", "    step later: wait 3d"));
+    let new = project_with(&MIGRATE_STRANDS.replace(
+        "    send a\n    send b",
+        "    send a\n    step later: wait 1d\n    send b",
+    ));
+    let run = flowc_in(
+        new.path(),
+        &["check", ".", "--against", old.path().to_str().unwrap()],
+    );
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    // Pin and restart strand nobody.
+    for policy in ["pin", "restart"] {
+        let new = project_with(&MIGRATE_STRANDS.replace("migrate", policy));
+        let old = project_with(MIGRATE_OLD);
+        let run = flowc_in(
+            new.path(),
+            &["check", ".", "--against", old.path().to_str().unwrap()],
+        );
+        assert_eq!(run.code, 0, "{policy}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn diff_reports_a_stranding_migration_with_exit_3_and_predicts_under_the_policy() {
+    let old = project_with(MIGRATE_OLD);
+    let new = project_with(MIGRATE_STRANDS);
+    let (o, n) = (old.path().to_str().unwrap(), new.path().to_str().unwrap());
+    let run = flowc(&["diff", o, n, "--format", "json"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let diff = json(&run);
+    assert_eq!(diff["strandings"][0]["step"], "wait 3d", "{}", run.stdout);
+    assert_eq!(diff["strandings"][0]["flow"], "f");
+    let waiting = diff["flows"][0]["waiting"].as_array().unwrap();
+    let actions: Vec<&str> = waiting
+        .iter()
+        .map(|w| w["on_change"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["moves", "stranded"]);
+    // The `wait 1d` moves by its label, and then gets `a` and `b` (the new flow's path).
+    assert_eq!(waiting[0]["on_change"]["label"], "first");
+    assert_eq!(strings(&waiting[0]["on_change"]["then_sends"]), ["a", "b"]);
+    let text = flowc(&["diff", o, n]);
+    assert_eq!(text.code, 3);
+    assert!(text.stdout.contains("### refused"), "{}", text.stdout);
+    // Under restart the same edit ends them; under pin they keep the old version's path.
+    for (policy, action, first_sends) in [
+        ("restart", "ends", vec![]),
+        ("pin", "keeps_old_version", vec!["a".to_string()]),
+    ] {
+        let old = project_with(&MIGRATE_OLD.replace("migrate", policy));
+        let new = project_with(&MIGRATE_STRANDS.replace("migrate", policy));
+        let run = flowc(&[
+            "diff",
+            old.path().to_str().unwrap(),
+            new.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(run.code, 1, "{policy}: {}", run.stderr);
+        let diff = json(&run);
+        let first = &diff["flows"][0]["waiting"][0]["on_change"];
+        assert_eq!(first["action"], action, "{policy}: {first}");
+        assert_eq!(first["policy"], policy);
+        assert_eq!(strings(&first["then_sends"]), first_sends, "{policy}");
+    }
+}
+
+#[test]
+fn labels_and_the_policy_line_are_formatted_kept_and_part_of_the_flow_version() {
+    let messy = "flow f {\n    when go\n  on change   restart   # why\n    step   first :wait 1d\n    send a\n    if contact.vip == true {\n  step   vip_only:   send b\n    }\n}\n";
+    let dir = project_with(messy);
+    let run = flowc_in(dir.path(), &["fmt", "."]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let formatted = std::fs::read_to_string(dir.path().join("flows/f.flow")).unwrap();
+    assert!(
+        formatted.contains("    on change restart  # why\n    step first: wait 1d\n")
+            && formatted.contains("        step vip_only: send b\n"),
+        "{formatted}"
+    );
+    // Idempotent.
+    let run = flowc_in(dir.path(), &["fmt", "--check", "."]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // The policy and the labels are in the flow's version (its hash); without them the hash
+    // is what it was before they existed (the same JSON).
+    let hash = |flow: &str| -> String {
+        let dir = project_with(flow);
+        let run = flowc_in(dir.path(), &["build", ".", "--out", "build.json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let built: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("build.json")).unwrap())
+                .unwrap();
+        built["flows"][0]["hash"].as_str().unwrap().to_string()
+    };
+    let plain = "flow f {\n    when go\n    wait 1d\n    send a\n}\n";
+    // On the same line, so that no step moves to another source line.
+    let pinned = plain.replace("    when go\n", "    when go; on change pin\n");
+    let migrating = plain.replace("    when go\n", "    when go; on change migrate\n");
+    let labelled = plain.replace("    wait 1d", "    step first: wait 1d");
+    let h = hash(plain);
+    assert_eq!(hash(&pinned), h, "`on change pin` is the default");
+    assert_ne!(hash(&migrating), h);
+    assert_ne!(hash(&labelled), h);
+}

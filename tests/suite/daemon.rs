@@ -2213,7 +2213,7 @@ fn action_at(impact: &[Value], waiting_at: &str) -> String {
 
 #[test]
 fn under_pin_waiting_contacts_get_the_old_versions_messages_as_diff_predicted() {
-    let (impact, after, daemon, _project) = policy_change("pin", 8, |_, _| {});
+    let (impact, after, daemon, _project) = policy_change("pin", 12, |_, _| {});
     assert_eq!(action_at(&impact, "wait 1h"), "keeps_old_version");
     assert_eq!(action_at(&impact, "wait 2h"), "keeps_old_version");
     let mut messages: Vec<&str> = after.iter().map(|(_, m)| m.as_str()).collect();
@@ -2224,7 +2224,7 @@ fn under_pin_waiting_contacts_get_the_old_versions_messages_as_diff_predicted() 
 
 #[test]
 fn under_migrate_waiting_contacts_move_by_label_and_place_as_diff_predicted() {
-    let (impact, after, daemon, _project) = policy_change("migrate", 14, |daemon, project| {
+    let (impact, after, daemon, _project) = policy_change("migrate", 20, |daemon, project| {
         // First a version that drops the unlabelled `wait 2h`: refused, the old one goes on.
         let before = version_of(daemon);
         let stranding = journey_old("migrate").replace("    wait 2h\n", "");
@@ -2267,11 +2267,89 @@ fn under_migrate_waiting_contacts_move_by_label_and_place_as_diff_predicted() {
 
 #[test]
 fn under_restart_waiting_contacts_are_ended_and_get_nothing_as_diff_predicted() {
-    let (impact, after, daemon, _project) = policy_change("restart", 8, |_, _| {});
+    let (impact, after, daemon, _project) = policy_change("restart", 12, |_, _| {});
     assert_eq!(action_at(&impact, "wait 1h"), "ends");
     assert_eq!(action_at(&impact, "wait 2h"), "ends");
     assert!(after.is_empty(), "{after:?}");
     let (_, body) = daemon.admin_get("/v1/contacts/y2/trace");
     assert!(body.contains("on change restart"), "{body}");
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+/// A rollback to a stored version whose `on change migrate` would strand contacts waiting in
+/// the live one is refused (409, the E0033 text) and the live version goes on;
+/// `flowc versions --format json` lists both stored versions.
+#[test]
+fn a_rollback_that_would_strand_waiting_contacts_is_refused() {
+    let project = project_copy();
+    let journey = project.path().join("flows/journey.flow");
+    let short = format!(
+        "{JOURNEY_MESSAGES}flow journey {{\n    when journey_started\n    only if can_receive(email)\n    on change migrate\n    step first: wait 1h\n    send j1\n}}\n"
+    );
+    std::fs::write(&journey, &short).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let dry = data.path().join("dry.jsonl");
+    let daemon = Daemon::start(project.path(), &store, &dry, &[]);
+    let first = version_of(&daemon);
+    // B adds a second, unlabelled wait: nothing waits in A's steps that B lacks.
+    std::fs::write(&journey, journey_old("migrate")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while version_of(&daemon) == first {
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = version_of(&daemon);
+    // `y` waits at B's `wait 2h`, which A does not have.
+    let records = journey_records("y", now() - 3 * 3600 + 600);
+    assert_eq!(daemon.post_batch(&records).0, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while journey_deliveries(&dry).is_empty() {
+        assert!(Instant::now() < deadline, "{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body) = daemon.request(
+        "POST",
+        &format!("/v1/versions/{first}/activate"),
+        &[("Authorization", "Bearer admin-test-key")],
+        b"",
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("E0033") && body.contains("wait 2h"), "{body}");
+    assert_eq!(version_of(&daemon), second);
+    let server = format!("http://{}", daemon.addr);
+    let (code, _, err) = flowc(&[
+        "rollback",
+        &first,
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("E0033"), "{err}");
+    let (code, out, err) = flowc(&[
+        "versions",
+        "--server",
+        &server,
+        "--admin-key",
+        "admin-test-key",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let listing: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listing["live"], second.as_str(), "{out}");
+    let hashes: Vec<&str> = listing["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(hashes, vec![first.as_str(), second.as_str()]);
     assert_eq!(daemon.terminate().code(), Some(0));
 }
