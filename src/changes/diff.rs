@@ -167,6 +167,10 @@ pub struct ChangeOutcome {
     /// `moves`: the label that mapped it (absent: the step's place did).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// `moves` to a wait of another length: `{"what": "step", "old": "wait 1h", "new":
+    /// "wait 30min"}` (its timer keeps its start and takes the new length).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retimed: Option<Change>,
     /// The messages it is sent when its wait ends (a `wait for` by its timeout), before it
     /// waits again, branches or ends, in the version it is then in: empty when it ends.
     pub then_sends: Vec<String>,
@@ -359,6 +363,7 @@ fn kept_outcome(policy: ChangePolicy, summary: String, then_sends: Vec<String>) 
         summary,
         moves_to: None,
         label: None,
+        retimed: None,
         then_sends,
     }
 }
@@ -391,6 +396,31 @@ fn change_outcome(
                 Some(l) => summary.push_str(&format!(" by its label `{l}`")),
                 None => summary.push_str(" by its place"),
             }
+            let from_text = waiting_points(old_project, old)
+                .into_iter()
+                .find(|(h, _, _, _)| *h == held.0)
+                .and_then(|(_, step, _, _)| step_of(old_project, old, StateId(step)))
+                .map(|s| s.text);
+            let retimed = match (&from_text, &target) {
+                (Some(f), Some(t))
+                    if f != &t.text
+                        && f.starts_with("wait")
+                        && t.text.starts_with("wait")
+                        && (!f.starts_with("wait for")
+                            || strip_timeout(f) == strip_timeout(&t.text)) =>
+                {
+                    summary.push_str(&format!(
+                        " (its timer keeps its start and takes the new length: `{f}` → `{}`)",
+                        t.text
+                    ));
+                    Some(Change {
+                        what: "step".to_string(),
+                        old: Some(f.clone()),
+                        new: Some(t.text.clone()),
+                    })
+                }
+                _ => None,
+            };
             if then_sends.is_empty() {
                 summary.push_str("; when its wait ends it sends nothing before the next step");
             } else {
@@ -405,6 +435,7 @@ fn change_outcome(
                 summary,
                 moves_to: target,
                 label: label.clone(),
+                retimed,
                 then_sends,
             }
         }
@@ -415,6 +446,7 @@ fn change_outcome(
                 .to_string(),
             moves_to: None,
             label: None,
+            retimed: None,
             then_sends: Vec::new(),
         },
         Fate::Stranded { reason } => ChangeOutcome {
@@ -423,6 +455,7 @@ fn change_outcome(
             summary: format!("stranded: {reason}; the new version would be refused (E0033)"),
             moves_to: None,
             label: None,
+            retimed: None,
             then_sends: Vec::new(),
         },
     }

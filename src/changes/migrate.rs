@@ -281,6 +281,25 @@ pub fn move_instance(
     }
 }
 
+/// Sets a contact's next wake-up (`ContactState::wake`, which the daemon's timer index follows)
+/// and `pending` after instances were moved or ended, by the engine's own rule (the end of its
+/// `settle`): the earliest of the segment wake-up, every instance's timer and the next
+/// anniversary.
+pub fn rewake(state: &mut crate::engine::ContactState) {
+    let mut wake = state.segment_wake;
+    let mut consider = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
+    for instance in &state.instances {
+        if let Some(w) = instance.wake {
+            consider(w);
+        }
+    }
+    if let Some(a) = state.anniversary_wake {
+        consider(a);
+    }
+    state.wake = wake;
+    state.pending = !state.instances.is_empty() || state.segment_wake.is_some();
+}
+
 /// The timezone the engine uses for a contact: its `timezone` trait, else `default`.
 pub fn contact_timezone(
     traits: &serde_json::Map<String, serde_json::Value>,

@@ -435,6 +435,10 @@ fn migrate_with(
         same_kind
     });
     state.instances.sort_by_key(|i| (i.flow, i.id));
+    if !notes.is_empty() {
+        // A moved timer (a retimed wait) or an ended instance: the contact's next wake-up.
+        migrate::rewake(state);
+    }
     state.entries.retain_mut(|(f, _)| match flow(*f) {
         Some(n) => {
             *f = n;

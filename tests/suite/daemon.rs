@@ -2019,11 +2019,12 @@ fn journey_old(policy: &str) -> String {
     )
 }
 
-/// NEW: a step added before the label, the first message replaced, one added at the end (the
-/// `wait 2h` maps by its place).
+/// NEW: a step added before the label, the labelled wait shortened by a minute (under
+/// `migrate` it keeps its start, so it is over at once), the first message replaced, one added
+/// at the end (the `wait 2h` maps by its place).
 fn journey_new(policy: &str) -> String {
     format!(
-        "{JOURNEY_MESSAGES}flow journey {{\n    when journey_started\n    only if can_receive(email)\n    on change {policy}\n    send j3\n    step first: wait 1h\n    send j1b\n    wait 2h\n    send j2\n    send j3\n}}\n"
+        "{JOURNEY_MESSAGES}flow journey {{\n    when journey_started\n    only if can_receive(email)\n    on change {policy}\n    send j3\n    step first: wait 59min\n    send j1b\n    wait 2h\n    send j2\n    send j3\n}}\n"
     )
 }
 
@@ -2144,6 +2145,18 @@ fn policy_change(
         now() < start + due_in - 1,
         "the change came too late for the test's timers"
     );
+    if policy == "migrate" {
+        // The shortened wait is over: due at the switch, not at the old wait's end.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !journey_deliveries(&dry).contains(&("x1".to_string(), "j1b".to_string())) {
+            assert!(Instant::now() < deadline, "{}", daemon.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            now() < start + due_in - 2,
+            "x1's shortened wait fired at its old end"
+        );
+    }
     // Every predicted delivery, then a little longer (nothing else may come).
     let expected: usize = impact
         .iter()
@@ -2244,6 +2257,14 @@ fn under_migrate_waiting_contacts_move_by_label_and_place_as_diff_predicted() {
     });
     assert_eq!(action_at(&impact, "wait 1h"), "moves");
     assert_eq!(action_at(&impact, "wait 2h"), "moves");
+    let first = impact
+        .iter()
+        .find(|i| i["waiting_at"] == "wait 1h")
+        .unwrap();
+    assert_eq!(
+        first["on_change"]["retimed"]["new"], "wait 59min",
+        "{first}"
+    );
     let of = |contact: &str| {
         let mut messages: Vec<&str> = after
             .iter()
