@@ -1355,8 +1355,8 @@ impl<'p> Run<'_, 'p> {
         };
         let channel = msg.channel;
         self.state.fill_channel_cache();
-        let reason = if instance.holdout {
-            if instance.holdout_reported {
+        let reason = if instance.holdout() {
+            if instance.holdout_reported() {
                 self.trace_at(
                     now,
                     Some(instance.flow),
@@ -1366,7 +1366,7 @@ impl<'p> Run<'_, 'p> {
                 );
                 return;
             }
-            instance.holdout_reported = true;
+            instance.set_holdout_reported();
             Some(SkipReason::Holdout)
         } else if msg.transactional {
             self.state.transactional_block(channel)

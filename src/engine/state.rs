@@ -276,15 +276,24 @@ impl<'de> Deserialize<'de> for Props {
 }
 
 /// What an instance carries besides its position: kept behind one pointer, absent when the
-/// flow reads no trigger or event property (most instances).
+/// flow reads no trigger or event property and the instance is not in a holdout (most
+/// instances).
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Carried {
     trigger: Props,
     event: Option<Props>,
+    holdout: bool,
+    holdout_reported: bool,
 }
 
-/// A contact's run through a flow. 48 bytes: the properties it carries are behind one
-/// pointer (none when it carries nothing).
+impl Carried {
+    fn is_empty(&self) -> bool {
+        self.trigger.is_empty() && self.event.is_none() && !self.holdout && !self.holdout_reported
+    }
+}
+
+/// A contact's run through a flow. 40 bytes: the properties it carries and its holdout flags
+/// are behind one pointer (none when it carries nothing).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(from = "InstanceRepr<Props>")]
 pub struct Instance {
@@ -295,10 +304,6 @@ pub struct Instance {
     pub state: StateId,
     pub entered: Instant,
     pub wake: Option<Instant>,
-    /// In the control group: goes through silently.
-    pub holdout: bool,
-    /// The holdout line (at the first send) has been written.
-    pub holdout_reported: bool,
     carried: Option<Box<Carried>>,
 }
 
@@ -344,7 +349,9 @@ impl From<InstanceRepr<Props>> for Instance {
     fn from(r: InstanceRepr<Props>) -> Instance {
         let mut instance = Instance::new(r.id, r.flow, r.state, r.entered, r.holdout, r.trigger);
         instance.wake = r.wake;
-        instance.holdout_reported = r.holdout_reported;
+        if r.holdout_reported {
+            instance.set_holdout_reported();
+        }
         instance.set_event(r.event);
         instance
     }
@@ -358,8 +365,8 @@ impl Serialize for Instance {
             state: self.state,
             entered: self.entered,
             wake: self.wake,
-            holdout: self.holdout,
-            holdout_reported: self.holdout_reported,
+            holdout: self.holdout(),
+            holdout_reported: self.holdout_reported(),
             trigger: self.trigger(),
             event: self.event(),
         }
@@ -382,15 +389,31 @@ impl Instance {
             state,
             entered,
             wake: None,
-            holdout,
-            holdout_reported: false,
-            carried: (!trigger.is_empty()).then(|| {
+            carried: (!trigger.is_empty() || holdout).then(|| {
                 Box::new(Carried {
                     trigger,
                     event: None,
+                    holdout,
+                    holdout_reported: false,
                 })
             }),
         }
+    }
+
+    /// In the control group: goes through silently.
+    pub fn holdout(&self) -> bool {
+        self.carried.as_ref().is_some_and(|c| c.holdout)
+    }
+
+    /// The holdout line (at the first send) has been written.
+    pub fn holdout_reported(&self) -> bool {
+        self.carried.as_ref().is_some_and(|c| c.holdout_reported)
+    }
+
+    pub fn set_holdout_reported(&mut self) {
+        self.carried
+            .get_or_insert_with(Box::default)
+            .holdout_reported = true;
     }
 
     /// The properties of the event that started the instance (only those the flow reads).
@@ -413,16 +436,12 @@ impl Instance {
             (None, None) => {}
             (None, Some(event)) => {
                 self.carried = Some(Box::new(Carried {
-                    trigger: Props::default(),
                     event: Some(event),
+                    ..Carried::default()
                 }))
             }
         }
-        if self
-            .carried
-            .as_ref()
-            .is_some_and(|c| c.trigger.is_empty() && c.event.is_none())
-        {
+        if self.carried.as_ref().is_some_and(|c| c.is_empty()) {
             self.carried = None;
         }
     }
@@ -602,6 +621,17 @@ mod tests {
                 event: Some(Map::new()),
             },
             OldInstance {
+                id: 3,
+                flow: FlowId(4),
+                state: StateId(2),
+                entered: 11,
+                wake: Some(12),
+                holdout: true,
+                holdout_reported: false,
+                trigger: Map::new(),
+                event: None,
+            },
+            OldInstance {
                 id: 2,
                 flow: FlowId(1),
                 state: StateId(3),
@@ -629,7 +659,7 @@ mod tests {
         let bare: Instance =
             serde_json::from_str(&serde_json::to_string(&olds[0]).unwrap()).unwrap();
         assert_eq!(bare.heap_bytes(), 0);
-        assert_eq!(std::mem::size_of::<Instance>(), 48);
+        assert_eq!(std::mem::size_of::<Instance>(), 40);
     }
 
     #[test]
