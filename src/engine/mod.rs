@@ -349,34 +349,51 @@ fn channel_slot(channel: Channel) -> usize {
     }
 }
 
-/// FNV-1a as a `Hasher`: fast for the short keys of engine tables (event names, contact ids,
-/// message ids). Not DoS-resistant; the daemon's store must not use it for attacker-chosen keys
-/// in long-lived maps without a limit.
-#[derive(Debug, Clone, Copy)]
-pub struct FnvHasher(u64);
+/// A `Hasher` for the short keys of engine tables (event names, contact ids, message ids):
+/// eight bytes per multiply (an FxHash-style step), then a final mix so that the high bits
+/// hashbrown reads are as good as the low ones. Not DoS-resistant; the daemon's store must not
+/// use it for attacker-chosen keys in long-lived maps without a limit. Only lookups depend on
+/// it: no output iterates these tables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShortKeyHasher(u64);
 
-impl Default for FnvHasher {
-    fn default() -> Self {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
+const SHORT_KEY_MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
 
-impl std::hash::Hasher for FnvHasher {
+impl std::hash::Hasher for ShortKeyHasher {
     fn finish(&self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h
     }
     fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        let mut h = self.0;
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(word);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(SHORT_KEY_MULTIPLIER);
         }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            // The length keeps "a" and "a\0" apart.
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 59))
+                .wrapping_mul(SHORT_KEY_MULTIPLIER);
+        }
+        self.0 = h;
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(SHORT_KEY_MULTIPLIER);
     }
 }
 
-/// A `HashMap` keyed with [`FnvHasher`].
-pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FnvHasher>>;
-/// A `HashSet` keyed with [`FnvHasher`].
-pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<FnvHasher>>;
+/// A `HashMap` keyed with [`ShortKeyHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<ShortKeyHasher>>;
+/// A `HashSet` keyed with [`ShortKeyHasher`].
+pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<ShortKeyHasher>>;
 
 /// A stable bucket in `0..10000` for (contact, flow, salt): FNV-1a, never `std`'s randomised
 /// hasher, so splits and holdouts are the same on every run and machine.
@@ -1642,6 +1659,32 @@ mod tests {
             .collect();
         assert_eq!(times, vec!["2026-03-01T11:00:00Z", "2026-03-02T11:00:00Z"]);
         assert!(state.instances.is_empty());
+    }
+
+    #[test]
+    fn short_key_hashes_tell_keys_apart() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let build = BuildHasherDefault::<ShortKeyHasher>::default();
+        let keys = [
+            "",
+            "a",
+            "a\0",
+            "\0a",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "c42",
+            "c24",
+        ];
+        let hashes: FastSet<u64> = keys.iter().map(|k| build.hash_one(k)).collect();
+        assert_eq!(hashes.len(), keys.len());
+        let mut map: FastMap<String, usize> = FastMap::default();
+        for i in 0..20_000 {
+            map.insert(format!("c{i}"), i);
+        }
+        assert_eq!(map.len(), 20_000);
+        assert!((0..20_000).all(|i| map.get(&format!("c{i}")) == Some(&i)));
+        assert_eq!(map.get("c20000"), None);
     }
 
     #[test]
