@@ -7,7 +7,7 @@
 //! Must not: change the contact or read the clock.
 
 use crate::compile::{BinOp, CompiledProject, Dur, EventId, Expr, Root};
-use crate::engine::state::ContactState;
+use crate::engine::state::{ContactState, PropsRef};
 use crate::engine::time::{self, Instant};
 use chrono_tz::Tz;
 use serde_json::{Map, Value as Json};
@@ -72,16 +72,38 @@ fn from_json(j: &Json) -> Value<'_> {
 pub struct Ctx<'a> {
     pub project: &'a CompiledProject,
     pub contact: &'a ContactState,
-    pub trigger: Option<&'a Map<String, Json>>,
-    pub event: Option<&'a Map<String, Json>>,
+    pub trigger: Option<Obj<'a>>,
+    pub event: Option<Obj<'a>>,
     pub now: Instant,
     pub tz: Tz,
 }
 
+/// A JSON object an expression reads: a record's (`serde_json::Map`) or one kept in a
+/// state ([`PropsRef`]). Both give the same values for the same keys.
+#[derive(Debug, Clone, Copy)]
+pub enum Obj<'a> {
+    Map(&'a Map<String, Json>),
+    Props(PropsRef<'a>),
+}
+
+impl<'a> Obj<'a> {
+    pub fn get(self, key: &str) -> Option<&'a Json> {
+        match self {
+            Obj::Map(map) => map.get(key),
+            Obj::Props(props) => props.get(key),
+        }
+    }
+}
+
 /// Follows `fields` into a JSON object.
 pub fn lookup<'a>(map: &'a Map<String, Json>, fields: &[String]) -> Option<&'a Json> {
+    lookup_in(Obj::Map(map), fields)
+}
+
+/// [`lookup`] in either kind of object.
+pub fn lookup_in<'a>(object: Obj<'a>, fields: &[String]) -> Option<&'a Json> {
     let (first, rest) = fields.split_first()?;
-    let mut value = map.get(first)?;
+    let mut value = object.get(first)?;
     for field in rest {
         value = value.get(field)?;
     }
@@ -89,9 +111,9 @@ pub fn lookup<'a>(map: &'a Map<String, Json>, fields: &[String]) -> Option<&'a J
 }
 
 impl<'a> Ctx<'a> {
-    fn root(&self, root: Root) -> Option<&'a Map<String, Json>> {
+    fn root(&self, root: Root) -> Option<Obj<'a>> {
         match root {
-            Root::Contact => Some(&self.contact.traits),
+            Root::Contact => Some(Obj::Map(&self.contact.traits)),
             Root::Trigger => self.trigger,
             Root::Event => self.event,
         }
@@ -113,11 +135,11 @@ impl<'a> Ctx<'a> {
             Expr::List(items) => Value::List(items.iter().map(|e| self.eval(e)).collect()),
             Expr::Path { root, fields } => self
                 .root(*root)
-                .and_then(|m| lookup(m, fields))
+                .and_then(|m| lookup_in(m, fields))
                 .map_or(Value::Null, from_json),
             Expr::Exists { root, fields } => Value::Bool(
                 self.root(*root)
-                    .and_then(|m| lookup(m, fields))
+                    .and_then(|m| lookup_in(m, fields))
                     .is_some_and(|v| !v.is_null()),
             ),
             Expr::Segment(id) => match self.project.segments.get(id.index()) {
@@ -144,7 +166,7 @@ impl<'a> Ctx<'a> {
                         None => true,
                         Some(f) => {
                             let inner = Ctx {
-                                event: e.properties.as_deref(),
+                                event: e.properties.as_ref().map(|p| Obj::Props(p.view())),
                                 ..*self
                             };
                             inner.test(f)
@@ -163,8 +185,8 @@ impl<'a> Ctx<'a> {
                     .occurrences(*event, lower)
                     .filter_map(|e| {
                         e.properties
-                            .as_deref()
-                            .and_then(|p| lookup(p, property))
+                            .as_ref()
+                            .and_then(|p| lookup_in(Obj::Props(p.view()), property))
                             .and_then(Json::as_f64)
                     })
                     .sum();
@@ -176,8 +198,8 @@ impl<'a> Ctx<'a> {
                 .iter()
                 .rev()
                 .find(|e| e.event == *event && e.time <= self.now)
-                .and_then(|e| e.properties.as_deref())
-                .and_then(|p| lookup(p, property))
+                .and_then(|e| e.properties.as_ref())
+                .and_then(|p| lookup_in(Obj::Props(p.view()), property))
                 .map_or(Value::Null, from_json),
             Expr::Since(event) => match self.last_time(*event) {
                 Some(t) => Value::Duration(self.now - t),

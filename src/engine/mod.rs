@@ -23,9 +23,9 @@ use crate::compile::{
 use crate::events::{Record, RecordKind};
 use crate::syntax::ast::Channel;
 use chrono_tz::Tz;
-use eval::Ctx;
+use eval::{Ctx, Obj};
 use serde_json::{Map, Value as Json};
-pub use state::{ContactState, Instance, PastEvent, SkipReason};
+pub use state::{ContactState, Instance, PastEvent, Props, PropsRef, SkipReason};
 use std::collections::HashMap;
 use time::Instant;
 
@@ -349,34 +349,51 @@ fn channel_slot(channel: Channel) -> usize {
     }
 }
 
-/// FNV-1a as a `Hasher`: fast for the short keys of engine tables (event names, contact ids,
-/// message ids). Not DoS-resistant; the daemon's store must not use it for attacker-chosen keys
-/// in long-lived maps without a limit.
-#[derive(Debug, Clone, Copy)]
-pub struct FnvHasher(u64);
+/// A `Hasher` for the short keys of engine tables (event names, contact ids, message ids):
+/// eight bytes per multiply (an FxHash-style step), then a final mix so that the high bits
+/// hashbrown reads are as good as the low ones. Not DoS-resistant; the daemon's store must not
+/// use it for attacker-chosen keys in long-lived maps without a limit. Only lookups depend on
+/// it: no output iterates these tables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShortKeyHasher(u64);
 
-impl Default for FnvHasher {
-    fn default() -> Self {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
+const SHORT_KEY_MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
 
-impl std::hash::Hasher for FnvHasher {
+impl std::hash::Hasher for ShortKeyHasher {
     fn finish(&self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h
     }
     fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        let mut h = self.0;
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(word);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(SHORT_KEY_MULTIPLIER);
         }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            // The length keeps "a" and "a\0" apart.
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 59))
+                .wrapping_mul(SHORT_KEY_MULTIPLIER);
+        }
+        self.0 = h;
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(SHORT_KEY_MULTIPLIER);
     }
 }
 
-/// A `HashMap` keyed with [`FnvHasher`].
-pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FnvHasher>>;
-/// A `HashSet` keyed with [`FnvHasher`].
-pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<FnvHasher>>;
+/// A `HashMap` keyed with [`ShortKeyHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<ShortKeyHasher>>;
+/// A `HashSet` keyed with [`ShortKeyHasher`].
+pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<ShortKeyHasher>>;
 
 /// A stable bucket in `0..10000` for (contact, flow, salt): FNV-1a, never `std`'s randomised
 /// hasher, so splits and holdouts are the same on every run and machine.
@@ -451,8 +468,8 @@ impl<'p> Run<'_, 'p> {
     fn ctx<'a>(
         &'a self,
         now: Instant,
-        trigger: Option<&'a Map<String, Json>>,
-        event: Option<&'a Map<String, Json>>,
+        trigger: Option<Obj<'a>>,
+        event: Option<Obj<'a>>,
     ) -> Ctx<'a> {
         Ctx {
             project: self.project,
@@ -476,7 +493,20 @@ impl<'p> Run<'_, 'p> {
     fn merge_traits(&mut self, traits: &Map<String, Json>, now: Instant) {
         self.segments_dirty = true;
         self.traits_dirty = true;
-        for (key, value) in traits {
+        // A contact's first traits: merging them into nothing gives exactly a copy (`consent`
+        // included), and copying a B-tree is cheaper than inserting key by key. Consent given
+        // still ends earlier unsubscribes.
+        let empty = Map::new();
+        let merge = if self.state.traits.is_empty() {
+            self.state.traits = traits.clone();
+            if let Some(Json::Object(consent)) = traits.get("consent") {
+                self.consent_given(consent);
+            }
+            &empty
+        } else {
+            traits
+        };
+        for (key, value) in merge {
             if key == "consent" {
                 if let Json::Object(consent) = value {
                     let current = self
@@ -492,28 +522,35 @@ impl<'p> Run<'_, 'p> {
                             current.insert(channel.clone(), given.clone());
                         }
                     }
-                    for (channel, given) in consent {
-                        if given.as_bool() == Some(true) {
-                            if let Some(c) = Channel::from_keyword(channel) {
-                                self.state.withdrawn &= !state::channel_bit(c);
-                                self.state.withdrawn_all &= !state::channel_bit(c);
-                            }
-                        }
-                    }
+                    self.consent_given(consent);
                     continue;
                 }
             }
-            self.state.traits.insert(key.clone(), value.clone());
-        }
-        if let Some(Json::String(name)) = traits.get("timezone") {
-            if name.parse::<Tz>().is_err() {
-                let default = self.engine.default_tz;
-                self.trace(now, None, TraceKind::Warning, || {
-                    format!("unknown timezone `{name}` in traits; using the project default `{default}`")
-                });
+            // (An existing key keeps its `String`: only the value is copied.)
+            match self.state.traits.get_mut(key) {
+                Some(current) => *current = value.clone(),
+                None => {
+                    self.state.traits.insert(key.clone(), value.clone());
+                }
             }
         }
-        self.tz = self.engine.timezone(self.state);
+        self.state.traits_changed();
+        // The timezone is parsed once: the record's, when it names one (the state's `timezone`
+        // is now exactly the record's); without one, the contact's stays.
+        self.tz = match traits.get("timezone") {
+            Some(Json::String(name)) => match name.parse::<Tz>() {
+                Ok(tz) => tz,
+                Err(_) => {
+                    let default = self.engine.default_tz;
+                    self.trace(now, None, TraceKind::Warning, || {
+                        format!("unknown timezone `{name}` in traits; using the project default `{default}`")
+                    });
+                    default
+                }
+            },
+            Some(_) => self.engine.timezone(self.state),
+            None => self.tz,
+        };
         self.state.cached_timezone = Some(self.tz);
         let engine = self.engine;
         for &flow_id in &engine.anniversary_flows {
@@ -530,6 +567,18 @@ impl<'p> Run<'_, 'p> {
                             });
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// `consent.CH = true` given again: earlier unsubscribes of CH stop applying.
+    fn consent_given(&mut self, consent: &Map<String, Json>) {
+        for (channel, given) in consent {
+            if given.as_bool() == Some(true) {
+                if let Some(c) = Channel::from_keyword(channel) {
+                    self.state.withdrawn &= !state::channel_bit(c);
+                    self.state.withdrawn_all &= !state::channel_bit(c);
                 }
             }
         }
@@ -564,8 +613,12 @@ impl<'p> Run<'_, 'p> {
             let exit = flow.exit_on.iter().find(|m| {
                 m.event == event
                     && m.filter.as_ref().map_or(true, |f| {
-                        self.ctx(now, Some(&instance.trigger), Some(properties))
-                            .test(f)
+                        self.ctx(
+                            now,
+                            Some(Obj::Props(instance.trigger())),
+                            Some(Obj::Map(properties)),
+                        )
+                        .test(f)
                     })
             });
             if exit.is_some() {
@@ -596,12 +649,12 @@ impl<'p> Run<'_, 'p> {
                 Some(StateKind::WaitFor { .. })
             )
         });
-        let ids: Vec<u32> = if any_waiting {
-            self.state.instances.iter().map(|i| i.id).collect()
+        let ids = if any_waiting {
+            Ids::of(self.state.instances.iter())
         } else {
-            Vec::new()
+            Ids::default()
         };
-        for id in ids {
+        for &id in ids.as_slice() {
             let Some(position) = self.state.instances.iter().position(|i| i.id == id) else {
                 continue;
             };
@@ -616,13 +669,17 @@ impl<'p> Run<'_, 'p> {
             let arm = arms.iter().find(|arm| {
                 arm.event.event == event
                     && arm.event.filter.as_ref().map_or(true, |f| {
-                        self.ctx(now, Some(&instance.trigger), Some(properties))
-                            .test(f)
+                        self.ctx(
+                            now,
+                            Some(Obj::Props(instance.trigger())),
+                            Some(Obj::Map(properties)),
+                        )
+                        .test(f)
                     })
             });
             let Some(arm) = arm else { continue };
             let mut instance = self.state.instances.remove(position);
-            instance.event = Some(keep_only(properties, flow.event_keys.as_deref()));
+            instance.set_event(Some(Props::keep(properties, flow.event_keys.as_deref())));
             instance.state = arm.next;
             instance.wake = None;
             let name = &record.event;
@@ -648,9 +705,9 @@ impl<'p> Run<'_, 'p> {
             let reached = flow.goal.as_ref().is_some_and(|g| {
                 g.event == event
                     && now <= deadline
-                    && g.filter
-                        .as_ref()
-                        .map_or(true, |f| self.ctx(now, None, Some(properties)).test(f))
+                    && g.filter.as_ref().map_or(true, |f| {
+                        self.ctx(now, None, Some(Obj::Map(properties))).test(f)
+                    })
             });
             if reached {
                 self.state.goals.remove(index);
@@ -682,7 +739,8 @@ impl<'p> Run<'_, 'p> {
                 Trigger::Event(m) => {
                     m.event == event
                         && m.filter.as_ref().map_or(true, |f| {
-                            self.ctx(now, Some(properties), Some(properties)).test(f)
+                            self.ctx(now, Some(Obj::Map(properties)), Some(Obj::Map(properties)))
+                                .test(f)
                         })
                 }
                 _ => false,
@@ -709,15 +767,15 @@ impl<'p> Run<'_, 'p> {
         let kept = if need.properties.is_empty() {
             None
         } else {
-            let mut map = Map::new();
+            let mut entries = Vec::with_capacity(need.properties.len());
             for path in &need.properties {
                 if let Some(first) = path.first() {
                     if let Some(value) = properties.get(first) {
-                        map.insert(first.clone(), value.clone());
+                        entries.push((Box::from(first.as_str()), value.clone()));
                     }
                 }
             }
-            Some(Box::new(map))
+            Some(Props::from_entries(entries))
         };
         if self
             .engine
@@ -739,14 +797,13 @@ impl<'p> Run<'_, 'p> {
 
     fn timers(&mut self, now: Instant) {
         // Instances whose timer is due, in (flow, id) order.
-        let due: Vec<u32> = self
-            .state
-            .instances
-            .iter()
-            .filter(|i| i.wake.is_some_and(|w| w <= now))
-            .map(|i| i.id)
-            .collect();
-        for id in due {
+        let due = Ids::of(
+            self.state
+                .instances
+                .iter()
+                .filter(|i| i.wake.is_some_and(|w| w <= now)),
+        );
+        for &id in due.as_slice() {
             let Some(position) = self.state.instances.iter().position(|i| i.id == id) else {
                 continue;
             };
@@ -1005,7 +1062,10 @@ impl<'p> Run<'_, 'p> {
             return false;
         }
         if let Some(only_if) = &flow.only_if {
-            if !self.ctx(now, Some(trigger), Some(trigger)).test(only_if) {
+            if !self
+                .ctx(now, Some(Obj::Map(trigger)), Some(Obj::Map(trigger)))
+                .test(only_if)
+            {
                 self.trace_at(
                     now,
                     Some(flow_id),
@@ -1047,18 +1107,9 @@ impl<'p> Run<'_, 'p> {
                 )
             },
         );
-        let mut instance = Instance {
-            id,
-            flow: flow_id,
-            state: flow.entry,
-            entered: now,
-            wake: None,
-            holdout,
-            holdout_reported: false,
-            trigger: keep_only(trigger, flow.trigger_keys.as_deref()),
-            // (a copy of only the properties the flow reads)
-            event: None,
-        };
+        // (a copy of only the properties the flow reads)
+        let kept = Props::keep(trigger, flow.trigger_keys.as_deref());
+        let mut instance = Instance::new(id, flow_id, flow.entry, now, holdout, kept);
         if self.run_instance(&mut instance, now) {
             let position = self
                 .state
@@ -1066,6 +1117,10 @@ impl<'p> Run<'_, 'p> {
                 .iter()
                 .position(|i| (i.flow, i.id) > (instance.flow, instance.id))
                 .unwrap_or(self.state.instances.len());
+            // A first instance gets room for one, not four: most contacts wait in one flow.
+            if self.state.instances.capacity() == 0 {
+                self.state.instances.reserve_exact(1);
+            }
             self.state.instances.insert(position, instance);
         }
         true
@@ -1082,8 +1137,12 @@ impl<'p> Run<'_, 'p> {
             let source = &st.source;
             if !matches!(st.kind, StateKind::End | StateKind::Stop) {
                 let exit = flow.exit_if.iter().any(|e| {
-                    self.ctx(now, Some(&instance.trigger), instance.event.as_ref())
-                        .test(e)
+                    self.ctx(
+                        now,
+                        Some(Obj::Props(instance.trigger())),
+                        instance.event().map(Obj::Props),
+                    )
+                    .test(e)
                 });
                 if exit {
                     self.trace_at(
@@ -1204,7 +1263,11 @@ impl<'p> Run<'_, 'p> {
                     conditions,
                     otherwise,
                 } => {
-                    let ctx = self.ctx(now, Some(&instance.trigger), instance.event.as_ref());
+                    let ctx = self.ctx(
+                        now,
+                        Some(Obj::Props(instance.trigger())),
+                        instance.event().map(Obj::Props),
+                    );
                     let taken = conditions.iter().position(|(c, _)| ctx.test(c));
                     instance.state = taken
                         .and_then(|i| conditions.get(i))
@@ -1253,7 +1316,11 @@ impl<'p> Run<'_, 'p> {
                 }
                 StateKind::Set { field, value, next } => {
                     let json = self
-                        .ctx(now, Some(&instance.trigger), instance.event.as_ref())
+                        .ctx(
+                            now,
+                            Some(Obj::Props(instance.trigger())),
+                            instance.event().map(Obj::Props),
+                        )
                         .eval(value)
                         .to_json();
                     // `set contact.consent.CH = true` gives consent again, as an identify
@@ -1265,6 +1332,7 @@ impl<'p> Run<'_, 'p> {
                         }
                     }
                     set_path(&mut self.state.traits, field, json);
+                    self.state.traits_changed();
                     self.segments_dirty = true;
                     self.traits_dirty = true;
                     if field.first().is_some_and(|f| f == "timezone") {
@@ -1303,8 +1371,9 @@ impl<'p> Run<'_, 'p> {
             return;
         };
         let channel = msg.channel;
-        let reason = if instance.holdout {
-            if instance.holdout_reported {
+        self.state.fill_channel_cache();
+        let reason = if instance.holdout() {
+            if instance.holdout_reported() {
                 self.trace_at(
                     now,
                     Some(instance.flow),
@@ -1314,7 +1383,7 @@ impl<'p> Run<'_, 'p> {
                 );
                 return;
             }
-            instance.holdout_reported = true;
+            instance.set_holdout_reported();
             Some(SkipReason::Holdout)
         } else if msg.transactional {
             self.state.transactional_block(channel)
@@ -1347,8 +1416,8 @@ impl<'p> Run<'_, 'p> {
         let context = self.engine.options.capture_context.then(|| {
             serde_json::json!({
                 "contact": Json::Object(self.state.traits.clone()),
-                "trigger": Json::Object(instance.trigger.clone()),
-                "event": instance.event.clone().map_or(Json::Null, Json::Object),
+                "trigger": Json::Object(instance.trigger().to_map()),
+                "event": instance.event().map_or(Json::Null, |e| Json::Object(e.to_map())),
                 "flow": self.engine.flow(instance.flow).name,
                 "message": msg.name,
             })
@@ -1390,18 +1459,37 @@ impl<'p> Run<'_, 'p> {
     }
 }
 
-/// A copy of the properties an instance can read (`None` keeps all).
-fn keep_only(properties: &Map<String, Json>, keys: Option<&[String]>) -> Map<String, Json> {
-    match keys {
-        None => properties.clone(),
-        Some(keys) => {
-            let mut kept = Map::new();
-            for key in keys {
-                if let Some(value) = properties.get(key) {
-                    kept.insert(key.clone(), value.clone());
+/// Instance ids to visit, without an allocation for up to eight (a contact rarely has more
+/// instances).
+#[derive(Default)]
+struct Ids {
+    inline: [u32; 8],
+    len: usize,
+    spilled: Vec<u32>,
+}
+
+impl Ids {
+    fn of<'a>(instances: impl Iterator<Item = &'a Instance>) -> Ids {
+        let mut ids = Ids::default();
+        for instance in instances {
+            if ids.len < ids.inline.len() {
+                ids.inline[ids.len] = instance.id;
+                ids.len += 1;
+            } else {
+                if ids.spilled.is_empty() {
+                    ids.spilled.extend_from_slice(&ids.inline);
                 }
+                ids.spilled.push(instance.id);
             }
-            kept
+        }
+        ids
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
         }
     }
 }
@@ -1572,6 +1660,32 @@ mod tests {
             .collect();
         assert_eq!(times, vec!["2026-03-01T11:00:00Z", "2026-03-02T11:00:00Z"]);
         assert!(state.instances.is_empty());
+    }
+
+    #[test]
+    fn short_key_hashes_tell_keys_apart() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let build = BuildHasherDefault::<ShortKeyHasher>::default();
+        let keys = [
+            "",
+            "a",
+            "a\0",
+            "\0a",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "c42",
+            "c24",
+        ];
+        let hashes: FastSet<u64> = keys.iter().map(|k| build.hash_one(k)).collect();
+        assert_eq!(hashes.len(), keys.len());
+        let mut map: FastMap<String, usize> = FastMap::default();
+        for i in 0..20_000 {
+            map.insert(format!("c{i}"), i);
+        }
+        assert_eq!(map.len(), 20_000);
+        assert!((0..20_000).all(|i| map.get(&format!("c{i}")) == Some(&i)));
+        assert_eq!(map.get("c20000"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use crate::compile::{Dur, QuietWindow};
 use chrono::{
-    DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime,
+    DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset,
     TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
@@ -83,6 +83,18 @@ fn local(t: Instant, tz: Tz) -> NaiveDateTime {
         .unwrap_or_default()
         .with_timezone(&tz)
         .naive_local()
+}
+
+/// `local(t, tz).num_seconds_from_midnight()` from the UTC offset alone (one offset look-up,
+/// no local date-time built): the local second of the day is the UTC one shifted by it.
+fn local_second_of_day(t: Instant, tz: Tz) -> u32 {
+    match DateTime::<Utc>::from_timestamp(t, 0) {
+        Some(utc) => {
+            let offset = tz.offset_from_utc_datetime(&utc.naive_utc()).fix();
+            (t + i64::from(offset.local_minus_utc())).rem_euclid(86_400) as u32
+        }
+        None => local(t, tz).num_seconds_from_midnight(),
+    }
 }
 
 /// The instant of a local date-time; in a DST gap, the first instant after the gap; when
@@ -170,8 +182,7 @@ pub fn next_time_of_day(t: Instant, minute_of_day: u16, tz: Tz, inclusive: bool)
 /// When `t` falls inside the quiet window (start inclusive, end exclusive, local time), the
 /// instant the window ends; `None` outside it.
 pub fn quiet_until(t: Instant, window: QuietWindow, tz: Tz) -> Option<Instant> {
-    let l = local(t, tz);
-    let second = l.num_seconds_from_midnight();
+    let second = local_second_of_day(t, tz);
     let start = u32::from(window.start) * 60;
     let end = u32::from(window.end) * 60;
     let quiet = if start < end {
@@ -400,6 +411,34 @@ mod tests {
         );
         assert_eq!(quiet_until(at("2026-03-01T08:00:00Z"), w, utc), None);
         assert_eq!(quiet_until(at("2026-03-01T20:59:59Z"), w, utc), None);
+    }
+
+    #[test]
+    fn the_local_second_of_the_day_matches_the_local_date_time() {
+        let zones: [Tz; 5] = [
+            chrono_tz::UTC,
+            "Europe/Madrid".parse().unwrap(),
+            "America/New_York".parse().unwrap(),
+            "Asia/Kolkata".parse().unwrap(),
+            "Australia/Lord_Howe".parse().unwrap(),
+        ];
+        for tz in zones {
+            // Every 7,777 s over two years, DST changes included, and instants far away.
+            let mut t = at("2025-01-01T00:00:00Z");
+            while t < at("2027-01-01T00:00:00Z") {
+                assert_eq!(
+                    local_second_of_day(t, tz),
+                    local(t, tz).num_seconds_from_midnight()
+                );
+                t += 7_777;
+            }
+            for t in [i64::MIN, -1, 0, i64::MAX, -62_167_219_200, 253_402_300_799] {
+                assert_eq!(
+                    local_second_of_day(t, tz),
+                    local(t, tz).num_seconds_from_midnight()
+                );
+            }
+        }
     }
 
     #[test]

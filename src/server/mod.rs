@@ -565,7 +565,7 @@ async fn contact(
                 "source": flow.and_then(|f| f.states.get(i.state.index())).map(|s| s.source.to_string()),
                 "entered": crate::engine::time::format_instant(i.entered),
                 "wake": i.wake.map(crate::engine::time::format_instant),
-                "holdout": i.holdout,
+                "holdout": i.holdout(),
             })
         })
         .collect();
