@@ -453,17 +453,8 @@ mod tests {
         let (o, n, points) = fates(OLD, &new);
         let point = &points[1];
         // Entered the `wait 2h` at 1000: due at 1000 + 2h.
-        let mut instance = Instance {
-            id: 1,
-            flow: FlowId(0),
-            state: point.held,
-            entered: 0,
-            wake: Some(1000 + 7200),
-            holdout: false,
-            holdout_reported: false,
-            trigger: serde_json::Map::new(),
-            event: None,
-        };
+        let mut instance = Instance::new(1, FlowId(0), point.held, 0, false, Default::default());
+        instance.wake = Some(1000 + 7200);
         let tz = chrono_tz::UTC;
         move_instance(
             &mut instance,
