@@ -12,8 +12,9 @@
 //! project or events file, a bad `--until`).
 
 use crate::cli::{SimulateArgs, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
-use crate::compile::{CompiledProject, Dur, FlowId, Trigger};
+use crate::compile::{CompiledProject, Dur, EventId, FlowId, Trigger};
 use crate::engine::time::{self, Instant};
+use crate::engine::{eval, ContactState};
 use crate::engine::{Delivery, Engine, Input, Options, Outcome, TraceEntry, TraceKind};
 use crate::events::{self, Record};
 use crate::store::{MemoryStore, Store};
@@ -68,6 +69,14 @@ pub fn run(
         return sim;
     };
     let mut schedules = first_schedule_ticks(project, default_tz, start);
+    // Per schedule: the store's index of the contacts that can be in its audience (those whose
+    // history holds an event its segment needs), or `None` when every contact can be.
+    let audiences: Vec<_> = schedules
+        .iter()
+        .map(|(_, schedule)| {
+            tick_requires(project, schedule).map(|events| store.watch_history(&events))
+        })
+        .collect();
     let progress = (options.progress && records.len() > 200_000 && std::io::stderr().is_terminal())
         .then(|| {
             let bar = indicatif::ProgressBar::new(records.len() as u64);
@@ -165,9 +174,15 @@ pub fn run(
                             source: None,
                         });
                     }
-                    store.update_all(|contact, state| {
+                    let mut tick = |contact: &str, state: &mut ContactState| {
                         engine.apply(contact, state, schedule.input(), t, &mut out)
-                    });
+                    };
+                    // A contact outside the index cannot be a member: its tick would change
+                    // nothing, so it is not visited (same output, O(candidates) a tick).
+                    match audiences[index] {
+                        Some(watch) => store.update_watched(watch, &mut tick),
+                        None => store.update_all(&mut tick),
+                    }
                     schedules[index].0 = schedule.next_tick(default_tz, t);
                 }
             }
@@ -217,6 +232,18 @@ impl Schedule {
     pub fn input(&self) -> Input<'static> {
         Input::Tick(self.flow, self.trigger)
     }
+}
+
+/// The events of which a contact's history must hold one occurrence for a tick of
+/// `schedule` to enter it (`eval::required_events` of its segment; `None`: any contact can
+/// be entered).
+pub fn tick_requires(project: &CompiledProject, schedule: &Schedule) -> Option<Vec<EventId>> {
+    let flow = project.flows.get(schedule.flow.index())?;
+    let Some(Trigger::Every { segment, .. }) = flow.triggers.get(schedule.trigger) else {
+        return None;
+    };
+    let segment = project.segments.get(segment.index())?;
+    eval::required_events(project, &segment.expr, 0)
 }
 
 /// Every `when every` line of a project with its first tick, the first one strictly after

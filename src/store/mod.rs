@@ -1,13 +1,15 @@
 //! Where contact states, the timer queue and the seen `messageId`s live.
 //!
 //! Owns: the [`Store`] interface the drivers (simulate, test, the daemon) use, and
-//! [`MemoryStore`], the in-memory implementation for simulate and tests; [`sled::SledStore`],
-//! the durable one of the daemon.
+//! [`MemoryStore`], the in-memory implementation for simulate and tests (with its index of the
+//! contacts whose history holds given events, so that a schedule tick visits only the contacts
+//! that can be in its audience); [`sled::SledStore`], the durable one of the daemon.
 //! Must not: decide anything about flows (that is the engine). Only this module knows how
 //! states are kept; only `store::sled` imports sled.
 
 pub mod sled;
 
+use crate::compile::EventId;
 use crate::engine::time::Instant;
 use crate::engine::{ContactState, FastMap, FastSet};
 use std::cmp::Reverse;
@@ -62,7 +64,43 @@ pub struct MemoryStore {
     /// not a hash set: schedule ticks requeue every contact).
     pending: Vec<bool>,
     pending_count: usize,
+    /// History indexes ([`MemoryStore::watch_history`]), kept true after every change of a
+    /// state.
+    watches: Vec<Watch>,
 }
+
+/// The contacts whose history holds at least one occurrence of one of `events`: a bit per
+/// slot (a tick walks them in slot order, 64 contacts a word).
+#[derive(Debug, Default)]
+struct Watch {
+    events: Vec<EventId>,
+    bits: Vec<u64>,
+}
+
+impl Watch {
+    fn holds(&self, state: &ContactState) -> bool {
+        state.history.iter().any(|e| self.events.contains(&e.event))
+    }
+
+    fn set(&mut self, slot: usize, on: bool) {
+        let (word, bit) = (slot / 64, 1u64 << (slot % 64));
+        if word >= self.bits.len() {
+            if !on {
+                return;
+            }
+            self.bits.resize(word + 1, 0);
+        }
+        if on {
+            self.bits[word] |= bit;
+        } else {
+            self.bits[word] &= !bit;
+        }
+    }
+}
+
+/// A history index of a [`MemoryStore`] ([`MemoryStore::watch_history`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchId(usize);
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
@@ -80,6 +118,17 @@ impl MemoryStore {
         self.queued.push(None);
         self.pending.push(false);
         i
+    }
+
+    /// After any change of a slot's state: its queue entry, its pending flag, its watches.
+    fn changed(&mut self, slot: usize) {
+        let state = &self.states[slot];
+        let (wake, pending) = (state.wake, state.pending);
+        for watch in &mut self.watches {
+            let on = watch.holds(&self.states[slot]);
+            watch.set(slot, on);
+        }
+        self.requeue(slot, wake, pending);
     }
 
     fn requeue(&mut self, slot: usize, wake: Option<Instant>, pending: bool) {
@@ -132,10 +181,58 @@ impl MemoryStore {
     /// Runs `f` on every contact, in the order they were first seen (schedule ticks).
     pub fn update_all(&mut self, mut f: impl FnMut(&str, &mut ContactState)) {
         for slot in 0..self.states.len() {
-            let state = &mut self.states[slot];
-            f(&self.names[slot], state);
-            let (wake, pending) = (state.wake, state.pending);
-            self.requeue(slot, wake, pending);
+            f(&self.names[slot], &mut self.states[slot]);
+            self.changed(slot);
+        }
+    }
+
+    /// Starts an index of the contacts whose history holds at least one occurrence of one of
+    /// `events` (the contacts that can be in the audience of a segment that
+    /// `eval::required_events` says needs them), kept true as states change. Asking twice for
+    /// the same events gives the same index.
+    pub fn watch_history(&mut self, events: &[EventId]) -> WatchId {
+        if let Some(i) = self.watches.iter().position(|w| w.events == events) {
+            return WatchId(i);
+        }
+        let mut watch = Watch {
+            events: events.to_vec(),
+            bits: Vec::new(),
+        };
+        for (slot, state) in self.states.iter().enumerate() {
+            if watch.holds(state) {
+                watch.set(slot, true);
+            }
+        }
+        self.watches.push(watch);
+        WatchId(self.watches.len() - 1)
+    }
+
+    /// The contacts a history index holds now, in the order they were first seen.
+    pub fn watched(&self, watch: WatchId) -> Vec<&str> {
+        let mut contacts = Vec::new();
+        for (word, bits) in self.watches[watch.0].bits.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                contacts.push(self.names[word * 64 + bits.trailing_zeros() as usize].as_str());
+                bits &= bits - 1;
+            }
+        }
+        contacts
+    }
+
+    /// Runs `f` on every contact of a history index, in the order they were first seen, as
+    /// [`MemoryStore::update_all`] would reach them: the contacts in the index when the call
+    /// begins (`f` on one contact does not change another's history), each once.
+    pub fn update_watched(&mut self, watch: WatchId, mut f: impl FnMut(&str, &mut ContactState)) {
+        for word in 0..self.watches[watch.0].bits.len() {
+            // A copy: `f` may take the contact out of the index (its history pruned).
+            let mut bits = self.watches[watch.0].bits[word];
+            while bits != 0 {
+                let slot = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                f(&self.names[slot], &mut self.states[slot]);
+                self.changed(slot);
+            }
         }
     }
 }
@@ -148,7 +245,7 @@ impl Store for MemoryStore {
     fn save(&mut self, contact: &str, state: &ContactState) -> Result<(), StoreError> {
         let slot = self.slot(contact);
         self.states[slot] = state.clone();
-        self.requeue(slot, state.wake, state.pending);
+        self.changed(slot);
         Ok(())
     }
 
@@ -158,10 +255,8 @@ impl Store for MemoryStore {
         f: impl FnOnce(&mut ContactState) -> R,
     ) -> Result<R, StoreError> {
         let slot = self.slot(contact);
-        let state = &mut self.states[slot];
-        let result = f(state);
-        let (wake, pending) = (state.wake, state.pending);
-        self.requeue(slot, wake, pending);
+        let result = f(&mut self.states[slot]);
+        self.changed(slot);
         Ok(result)
     }
 
@@ -186,5 +281,94 @@ impl Store for MemoryStore {
 
     fn any_pending(&self) -> bool {
         self.pending_count > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PastEvent;
+
+    fn occurrence(event: u16, time: Instant) -> PastEvent {
+        PastEvent {
+            event: EventId(event),
+            time,
+            properties: None,
+        }
+    }
+
+    /// The contacts whose history holds `events`, by brute force.
+    fn holding(store: &MemoryStore, events: &[EventId]) -> Vec<String> {
+        store
+            .states()
+            .filter(|(_, s)| s.history.iter().any(|e| events.contains(&e.event)))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_history_index_follows_every_change_of_a_state() {
+        let mut store = MemoryStore::new();
+        // Contacts before the index exists are indexed when it starts.
+        store
+            .update("early", |s| s.history.push(occurrence(1, 10)))
+            .unwrap();
+        let watch = store.watch_history(&[EventId(1), EventId(2)]);
+        assert_eq!(store.watch_history(&[EventId(1), EventId(2)]), watch);
+        assert_eq!(store.watched(watch), vec!["early"]);
+        // 130 contacts (three words of bits); every third gains event 2, the others event 3.
+        for i in 0..130 {
+            let event = if i % 3 == 0 { 2 } else { 3 };
+            store
+                .update(&format!("c{i}"), |s| s.history.push(occurrence(event, 20)))
+                .unwrap();
+        }
+        let expected = holding(&store, &[EventId(1), EventId(2)]);
+        assert_eq!(expected.len(), 1 + 44);
+        assert_eq!(store.watched(watch), expected);
+        // A contact gains the event later (through `save` too), another's history expires.
+        store
+            .update("c1", |s| s.history.push(occurrence(1, 30)))
+            .unwrap();
+        let mut state = store.get("c2").cloned().unwrap();
+        state.history.push(occurrence(2, 30));
+        store.save("c2", &state).unwrap();
+        store.update("c0", |s| s.history.clear()).unwrap();
+        store
+            .update("early", |s| s.history.retain(|e| e.time > 15))
+            .unwrap();
+        assert_eq!(
+            store.watched(watch),
+            holding(&store, &[EventId(1), EventId(2)])
+        );
+        assert!(!store.watched(watch).contains(&"c0") && store.watched(watch).contains(&"c1"));
+
+        // A visit reaches the contacts of the index when it begins, each once, in the order
+        // they were first seen, even when it takes one out of the index on the way.
+        let before: Vec<String> = store.watched(watch).iter().map(|c| c.to_string()).collect();
+        let mut visited = Vec::new();
+        store.update_watched(watch, |contact, state| {
+            visited.push(contact.to_string());
+            if contact == "c3" || contact == "c129" {
+                state.history.clear();
+            }
+        });
+        assert_eq!(visited, before);
+        assert_eq!(
+            store.watched(watch),
+            holding(&store, &[EventId(1), EventId(2)])
+        );
+        assert!(!store.watched(watch).contains(&"c129"));
+        // `update_all` keeps it true as well.
+        store.update_all(|contact, state| {
+            if contact == "c4" {
+                state.history.push(occurrence(1, 40));
+            }
+        });
+        assert_eq!(
+            store.watched(watch),
+            holding(&store, &[EventId(1), EventId(2)])
+        );
+        assert!(store.watched(watch).contains(&"c4"));
     }
 }
