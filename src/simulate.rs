@@ -70,7 +70,8 @@ pub fn run(
     };
     let mut schedules = first_schedule_ticks(project, default_tz, start);
     // Per schedule: the store's index of the contacts that can be in its audience (those whose
-    // history holds an event its segment needs), or `None` when every contact can be.
+    // history holds an event its segment needs, recently enough), or `None` when every
+    // contact can be.
     let audiences: Vec<_> = schedules
         .iter()
         .map(|(_, schedule)| {
@@ -180,7 +181,7 @@ pub fn run(
                     // A contact outside the index cannot be a member: its tick would change
                     // nothing, so it is not visited (same output, O(candidates) a tick).
                     match audiences[index] {
-                        Some(watch) => store.update_watched(watch, &mut tick),
+                        Some(watch) => store.update_watched(watch, t, &mut tick),
                         None => store.update_all(&mut tick),
                     }
                     schedules[index].0 = schedule.next_tick(default_tz, t);
@@ -234,16 +235,36 @@ impl Schedule {
     }
 }
 
-/// The events of which a contact's history must hold one occurrence for a tick of
-/// `schedule` to enter it (`eval::required_events` of its segment; `None`: any contact can
-/// be entered).
-pub fn tick_requires(project: &CompiledProject, schedule: &Schedule) -> Option<Vec<EventId>> {
+/// Who a tick of `schedule` can enter: the contacts whose history holds an occurrence of one
+/// of these events still inside its lifetime (seconds, `None`: for ever), or, when `None`,
+/// anyone. The events are `eval::required_events` of the schedule's segment (a member's
+/// history holds at least one occurrence that a `count` or `sum` of the segment counts); the
+/// lifetime of an event is how long the engine keeps it (`HistoryNeed::horizon`, the longest
+/// `within` that reads it anywhere), so an older occurrence is outside every window of the
+/// segment and cannot make the contact a member, even while its history still holds it.
+pub fn tick_requires(
+    project: &CompiledProject,
+    schedule: &Schedule,
+) -> Option<Vec<(EventId, Option<i64>)>> {
     let flow = project.flows.get(schedule.flow.index())?;
     let Some(Trigger::Every { segment, .. }) = flow.triggers.get(schedule.trigger) else {
         return None;
     };
     let segment = project.segments.get(segment.index())?;
-    eval::required_events(project, &segment.expr, 0)
+    let events = eval::required_events(project, &segment.expr, 0)?;
+    Some(
+        events
+            .into_iter()
+            .map(|event| {
+                let lifetime = project
+                    .history
+                    .get(event.index())
+                    .filter(|need| !need.last_only)
+                    .and_then(|need| need.horizon);
+                (event, lifetime)
+            })
+            .collect(),
+    )
 }
 
 /// Every `when every` line of a project with its first tick, the first one strictly after

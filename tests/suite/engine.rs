@@ -843,23 +843,33 @@ flow once {
     );
 }
 
-/// The contacts a schedule's tick visits (the store's history index of the events its segment
-/// needs), and the contacts whose history holds one of those events, by brute force.
-fn tick_audience(compiled: &CompiledProject, sim: &mut Simulation) -> (Vec<String>, Vec<String>) {
-    let start = parse_instant("2026-03-01T00:00:00Z").expect("time");
-    let schedules = simulate::first_schedule_ticks(compiled, chrono_tz::UTC, start);
+/// The contacts a schedule's tick at `now` visits (the store's history index), and, by brute
+/// force, the contacts whose history holds an occurrence of an event the segment needs that is
+/// still inside its lifetime at `now`.
+fn tick_audience(
+    compiled: &CompiledProject,
+    sim: &mut Simulation,
+    now: &str,
+) -> (Vec<String>, Vec<String>) {
+    let now = parse_instant(now).expect("time");
+    let schedules = simulate::first_schedule_ticks(compiled, chrono_tz::UTC, 0);
     let events = simulate::tick_requires(compiled, &schedules[0].1).expect("a requirement");
     let watch = sim.store.watch_history(&events);
     let indexed = sim
         .store
-        .watched(watch)
+        .watched(watch, now)
         .iter()
         .map(|c| c.to_string())
         .collect();
+    let counts = |e: &flowc::engine::PastEvent| {
+        events
+            .iter()
+            .any(|(id, life)| *id == e.event && life.map_or(true, |l| e.time + l > now))
+    };
     let holding = sim
         .store
         .states()
-        .filter(|(_, s)| s.history.iter().any(|e| events.contains(&e.event)))
+        .filter(|(_, s)| s.history.iter().any(counts))
         .map(|(c, _)| c.clone())
         .collect();
     (indexed, holding)
@@ -928,9 +938,9 @@ flow gold_tip {
 
 #[test]
 fn schedule_candidates_follow_history_gained_and_expired() {
-    // Only contacts whose history holds `espresso_bought` are visited by a tick: `a` gains it,
-    // loses it when its history is pruned (3 days after the purchase, at its next record),
-    // and gains it again; `b` never has it.
+    // Only contacts whose history holds `espresso_bought` of the last 3 days are visited by a
+    // tick: `a` gains it, loses it (its history pruned at its next record), and gains it
+    // again; `c`'s ages out of the window while its history still holds it; `b` never has it.
     let flows = r#"
 message tip: email {
     subject: "Tip"
@@ -961,6 +971,12 @@ flow nudge {
         nudge("2026-03-04T09:00:00Z", "c"),
         nudge("2026-03-05T09:00:00Z", "a"),
     ];
+    // Both purchases count at the tick of 03-04.
+    let (compiled, mut sim) = run_full("", flows, &records, Some("2026-03-04T10:00:00Z"), false);
+    let (indexed, holding) = tick_audience(&compiled, &mut sim, "2026-03-04T09:00:00Z");
+    assert_eq!(indexed, vec!["a", "c"]);
+    assert_eq!(indexed, holding);
+
     let (compiled, mut sim) = run_full("", flows, &records, Some("2026-03-09T00:00:00Z"), false);
     let lines: Vec<String> = sim
         .deliveries
@@ -968,10 +984,22 @@ flow nudge {
         .map(|d| simulate::delivery_line(&compiled, d, false))
         .collect();
     assert_eq!(lines, first_week);
-    // `a`'s purchase was pruned at its identify of 03-08; `c` was last settled on 03-04, when
-    // its purchase was still in the window, and stays a candidate (not a member) until then.
-    let (indexed, holding) = tick_audience(&compiled, &mut sim);
-    assert_eq!(indexed, vec!["c"]);
+    // `espresso_bought` is kept 3 days. `a`'s purchase was pruned at its identify of 03-08;
+    // `c`'s is still in its history (its last change was the tick of 03-04) but out of the
+    // window since 03-04 11:00, so the ticks from 03-05 on do not visit it.
+    let espresso = compiled.events.iter().position(|e| e == "espresso_bought");
+    let schedules = simulate::first_schedule_ticks(&compiled, chrono_tz::UTC, 0);
+    assert_eq!(
+        simulate::tick_requires(&compiled, &schedules[0].1),
+        Some(vec![(
+            compile::EventId(espresso.expect("an event") as u16),
+            Some(3 * 86_400)
+        )])
+    );
+    assert!(sim.store.get("c").is_some_and(|s| !s.history.is_empty()));
+    assert!(sim.store.get("a").is_some_and(|s| s.history.is_empty()));
+    let (indexed, holding) = tick_audience(&compiled, &mut sim, "2026-03-08T09:00:00Z");
+    assert!(indexed.is_empty(), "{indexed:?}");
     assert_eq!(indexed, holding);
 
     let (compiled, mut sim) = run_full("", flows, &records, Some("2026-03-12T23:59:59Z"), false);
@@ -987,8 +1015,8 @@ flow nudge {
         .map(|d| simulate::delivery_line(&compiled, d, false))
         .collect();
     assert_eq!(lines, expected);
-    let (indexed, holding) = tick_audience(&compiled, &mut sim);
-    assert_eq!(indexed, vec!["a", "c"]);
+    let (indexed, holding) = tick_audience(&compiled, &mut sim, "2026-03-12T09:00:00Z");
+    assert_eq!(indexed, vec!["a"]);
     assert_eq!(indexed, holding);
 }
 
