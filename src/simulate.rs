@@ -104,24 +104,19 @@ pub fn run_in_order(
         if record_at.is_none() && options.until.is_none() && !store.any_pending() {
             break;
         }
-        let timer = store.next_due();
+        let timer = store.next_due_at();
         let tick = schedules
             .iter()
             .enumerate()
             .min_by_key(|(_, (t, schedule))| (*t, schedule.flow, schedule.trigger))
             .map(|(i, (t, _))| (*t, i));
         // Records before timers before ticks at one instant.
-        let mut candidates: Vec<(Instant, u8)> = Vec::new();
-        if let Some(t) = record_at {
-            candidates.push((t, 0));
-        }
-        if let Some((t, _)) = &timer {
-            candidates.push((*t, 1));
-        }
-        if let Some((t, _)) = tick {
-            candidates.push((t, 2));
-        }
-        let Some(&(at, kind)) = candidates.iter().min() else {
+        let next = [
+            record_at.map(|t| (t, 0u8)),
+            timer.map(|t| (t, 1)),
+            tick.map(|(t, _)| (t, 2)),
+        ];
+        let Some((at, kind)) = next.into_iter().flatten().min() else {
             break;
         };
         if options.until.is_some_and(|u| at > u) {
@@ -165,9 +160,9 @@ pub fn run_in_order(
                 });
             }
             1 => {
-                if let Some((t, contact)) = timer {
-                    let _ = store.update(&contact, |state| {
-                        engine.apply(&contact, state, Input::Timers, t, &mut out)
+                if let Some(t) = timer {
+                    store.update_next_due(|contact, state| {
+                        engine.apply(contact, state, Input::Timers, t, &mut out)
                     });
                 }
             }

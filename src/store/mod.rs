@@ -225,6 +225,21 @@ impl MemoryStore {
         }
     }
 
+    /// The earliest queued wake-up ([`Store::next_due`] without the contact's name).
+    pub fn next_due_at(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Runs `f` on the contact of the earliest queued wake-up, if any, as
+    /// [`Store::update`] on the contact [`Store::next_due`] names would.
+    pub fn update_next_due(&mut self, f: impl FnOnce(&str, &mut ContactState)) {
+        if let Some(Reverse((_, slot))) = self.queue.peek().copied() {
+            let slot = slot as usize;
+            f(&self.names[slot], &mut self.states[slot]);
+            self.changed(slot);
+        }
+    }
+
     /// Starts an index of the contacts whose history holds an occurrence of one of `events`
     /// that still counts (an occurrence of `events[i].0` counts for `events[i].1` seconds,
     /// `None`: for ever): the contacts that can be in the audience of a segment that
