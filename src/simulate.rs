@@ -240,13 +240,20 @@ impl Schedule {
     }
 }
 
+/// Added to an event's lifetime for [`tick_requires`]: a calendar window (`within 1mo`) is
+/// measured in the contact's timezone, and across a change of UTC offset it can be longer
+/// than the `max_seconds` the horizon is made of. Two days cover any offset change; a longer
+/// lifetime only visits a few more contacts.
+const LIFETIME_MARGIN: i64 = 2 * 86_400;
+
 /// Who a tick of `schedule` can enter: the contacts whose history holds an occurrence of one
 /// of these events still inside its lifetime (seconds, `None`: for ever), or, when `None`,
 /// anyone. The events are `eval::required_events` of the schedule's segment (a member's
 /// history holds at least one occurrence that a `count` or `sum` of the segment counts); the
 /// lifetime of an event is how long the engine keeps it (`HistoryNeed::horizon`, the longest
-/// `within` that reads it anywhere), so an older occurrence is outside every window of the
-/// segment and cannot make the contact a member, even while its history still holds it.
+/// `within` that reads it anywhere, plus a margin), so an older occurrence is outside every
+/// window of the segment and cannot make the contact a member, even while its history still
+/// holds it.
 pub fn tick_requires(
     project: &CompiledProject,
     schedule: &Schedule,
@@ -265,7 +272,8 @@ pub fn tick_requires(
                     .history
                     .get(event.index())
                     .filter(|need| !need.last_only)
-                    .and_then(|need| need.horizon);
+                    .and_then(|need| need.horizon)
+                    .map(|h| h.saturating_add(LIFETIME_MARGIN));
                 (event, lifetime)
             })
             .collect(),
