@@ -1,8 +1,10 @@
 //! `flowc simulate`: the engine on a virtual clock over a file of records.
 //!
 //! Owns: the driver loop (records in timestamp order, ties in file order; at one instant
-//! records before contact timers before schedule ticks), the end of the run (`--until`, or when
-//! nothing but recurring triggers is pending), and the output format of RUNTIME.md 2.
+//! records before contact timers before schedule ticks), which contacts a schedule tick visits
+//! (those of the store's history index that can be in its audience, [`tick_requires`]), the
+//! end of the run (`--until`, or when nothing but recurring triggers is pending), and the
+//! output format of RUNTIME.md 2.
 //! `--trace` writes human-readable lines to standard error, so that standard output stays
 //! exactly the delivery lines.
 //! Must not: change the engine's decisions or read the wall clock.
