@@ -1,8 +1,10 @@
 //! `flowc simulate`: the engine on a virtual clock over a file of records.
 //!
 //! Owns: the driver loop (records in timestamp order, ties in file order; at one instant
-//! records before contact timers before schedule ticks), the end of the run (`--until`, or when
-//! nothing but recurring triggers is pending), and the output format of RUNTIME.md 2.
+//! records before contact timers before schedule ticks), which contacts a schedule tick visits
+//! (those of the store's history index that can be in its audience, [`tick_requires`]), the
+//! end of the run (`--until`, or when nothing but recurring triggers is pending), and the
+//! output format of RUNTIME.md 2.
 //! `--trace` writes human-readable lines to standard error, so that standard output stays
 //! exactly the delivery lines.
 //! Must not: change the engine's decisions or read the wall clock.
@@ -12,8 +14,9 @@
 //! project or events file, a bad `--until`).
 
 use crate::cli::{SimulateArgs, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
-use crate::compile::{CompiledProject, Dur, FlowId, Trigger};
+use crate::compile::{CompiledProject, Dur, EventId, FlowId, Trigger};
 use crate::engine::time::{self, Instant};
+use crate::engine::{eval, ContactState};
 use crate::engine::{Delivery, Engine, Input, Options, Outcome, TraceEntry, TraceKind};
 use crate::events::{self, Record};
 use crate::store::{MemoryStore, Store};
@@ -52,6 +55,16 @@ pub fn run(
     options: &SimulateOptions,
 ) -> Simulation {
     events::sort_for_replay(&mut records);
+    run_in_order(project, &records, options)
+}
+
+/// [`run`] over records already in replay order ([`events::sort_for_replay`]), borrowed: the
+/// caller decides when they are freed (`flowc simulate` leaves that to the end of the process).
+pub fn run_in_order(
+    project: &CompiledProject,
+    records: &[Record],
+    options: &SimulateOptions,
+) -> Simulation {
     let engine = Engine::new(
         project,
         Options {
@@ -68,6 +81,15 @@ pub fn run(
         return sim;
     };
     let mut schedules = first_schedule_ticks(project, default_tz, start);
+    // Per schedule: the store's index of the contacts that can be in its audience (those whose
+    // history holds an event its segment needs, recently enough), or `None` when every
+    // contact can be.
+    let audiences: Vec<_> = schedules
+        .iter()
+        .map(|(_, schedule)| {
+            tick_requires(project, schedule).map(|events| store.watch_history(&events))
+        })
+        .collect();
     let progress = (options.progress && records.len() > 200_000 && std::io::stderr().is_terminal())
         .then(|| {
             let bar = indicatif::ProgressBar::new(records.len() as u64);
@@ -84,24 +106,19 @@ pub fn run(
         if record_at.is_none() && options.until.is_none() && !store.any_pending() {
             break;
         }
-        let timer = store.next_due();
+        let timer = store.next_due_at();
         let tick = schedules
             .iter()
             .enumerate()
             .min_by_key(|(_, (t, schedule))| (*t, schedule.flow, schedule.trigger))
             .map(|(i, (t, _))| (*t, i));
         // Records before timers before ticks at one instant.
-        let mut candidates: Vec<(Instant, u8)> = Vec::new();
-        if let Some(t) = record_at {
-            candidates.push((t, 0));
-        }
-        if let Some((t, _)) = &timer {
-            candidates.push((*t, 1));
-        }
-        if let Some((t, _)) = tick {
-            candidates.push((t, 2));
-        }
-        let Some(&(at, kind)) = candidates.iter().min() else {
+        let next = [
+            record_at.map(|t| (t, 0u8)),
+            timer.map(|t| (t, 1)),
+            tick.map(|(t, _)| (t, 2)),
+        ];
+        let Some((at, kind)) = next.into_iter().flatten().min() else {
             break;
         };
         if options.until.is_some_and(|u| at > u) {
@@ -145,9 +162,9 @@ pub fn run(
                 });
             }
             1 => {
-                if let Some((t, contact)) = timer {
-                    let _ = store.update(&contact, |state| {
-                        engine.apply(&contact, state, Input::Timers, t, &mut out)
+                if let Some(t) = timer {
+                    store.update_next_due(|contact, state| {
+                        engine.apply(contact, state, Input::Timers, t, &mut out)
                     });
                 }
             }
@@ -165,9 +182,15 @@ pub fn run(
                             source: None,
                         });
                     }
-                    store.update_all(|contact, state| {
+                    let mut tick = |contact: &str, state: &mut ContactState| {
                         engine.apply(contact, state, schedule.input(), t, &mut out)
-                    });
+                    };
+                    // A contact outside the index cannot be a member: its tick would change
+                    // nothing, so it is not visited (same output, O(candidates) a tick).
+                    match audiences[index] {
+                        Some(watch) => store.update_watched(watch, t, &mut tick),
+                        None => store.update_all(&mut tick),
+                    }
                     schedules[index].0 = schedule.next_tick(default_tz, t);
                 }
             }
@@ -219,6 +242,46 @@ impl Schedule {
     }
 }
 
+/// Added to an event's lifetime for [`tick_requires`]: a calendar window (`within 1mo`) is
+/// measured in the contact's timezone, and across a change of UTC offset it can be longer
+/// than the `max_seconds` the horizon is made of. Two days cover any offset change; a longer
+/// lifetime only visits a few more contacts.
+const LIFETIME_MARGIN: i64 = 2 * 86_400;
+
+/// Who a tick of `schedule` can enter: the contacts whose history holds an occurrence of one
+/// of these events still inside its lifetime (seconds, `None`: for ever), or, when `None`,
+/// anyone. The events are `eval::required_events` of the schedule's segment (a member's
+/// history holds at least one occurrence that a `count` or `sum` of the segment counts); the
+/// lifetime of an event is how long the engine keeps it (`HistoryNeed::horizon`, the longest
+/// `within` that reads it anywhere, plus a margin), so an older occurrence is outside every
+/// window of the segment and cannot make the contact a member, even while its history still
+/// holds it.
+pub fn tick_requires(
+    project: &CompiledProject,
+    schedule: &Schedule,
+) -> Option<Vec<(EventId, Option<i64>)>> {
+    let flow = project.flows.get(schedule.flow.index())?;
+    let Some(Trigger::Every { segment, .. }) = flow.triggers.get(schedule.trigger) else {
+        return None;
+    };
+    let segment = project.segments.get(segment.index())?;
+    let events = eval::required_events(project, &segment.expr, 0)?;
+    Some(
+        events
+            .into_iter()
+            .map(|event| {
+                let lifetime = project
+                    .history
+                    .get(event.index())
+                    .filter(|need| !need.last_only)
+                    .and_then(|need| need.horizon)
+                    .map(|h| h.saturating_add(LIFETIME_MARGIN));
+                (event, lifetime)
+            })
+            .collect(),
+    )
+}
+
 /// Every `when every` line of a project with its first tick, the first one strictly after
 /// `start` (shared by simulate and the daemon, so both tick alike).
 pub fn first_schedule_ticks(
@@ -267,8 +330,40 @@ pub fn delivery_lines(project: &CompiledProject, simulation: &Simulation) -> Vec
         .collect()
 }
 
+/// Writes the delivery lines of a simulation (each with its newline), in output order,
+/// through one reused buffer: what `flowc simulate` prints.
+pub fn write_deliveries(
+    project: &CompiledProject,
+    simulation: &Simulation,
+    render: bool,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut buffer = String::with_capacity(64 * 1024);
+    for delivery in &simulation.deliveries {
+        push_delivery_line(&mut buffer, project, delivery, render);
+        buffer.push('\n');
+        if buffer.len() > 60 * 1024 {
+            out.write_all(buffer.as_bytes())?;
+            buffer.clear();
+        }
+    }
+    out.write_all(buffer.as_bytes())
+}
+
 /// One delivery as the RUNTIME.md 2 line (keys in order; `rendered` only with `--render`).
 pub fn delivery_line(project: &CompiledProject, delivery: &Delivery, render: bool) -> String {
+    let mut line = String::with_capacity(160);
+    push_delivery_line(&mut line, project, delivery, render);
+    line
+}
+
+/// Appends [`delivery_line`] to `line`.
+fn push_delivery_line(
+    line: &mut String,
+    project: &CompiledProject,
+    delivery: &Delivery,
+    render: bool,
+) {
     let flow = project
         .flows
         .get(delivery.flow.index())
@@ -276,15 +371,14 @@ pub fn delivery_line(project: &CompiledProject, delivery: &Delivery, render: boo
     let message = project.messages.get(delivery.message.index());
     // Written field by field (no `format!`, no serde_json value per string): one line per
     // delivery is the bulk of `flowc simulate`'s output.
-    let mut line = String::with_capacity(160);
     line.push_str("{\"time\":\"");
-    time::push_instant(&mut line, delivery.time);
+    time::push_instant(line, delivery.time);
     line.push_str("\",\"contact\":");
-    push_json_string(&mut line, &delivery.contact);
+    push_json_string(line, &delivery.contact);
     line.push_str(",\"flow\":");
-    push_json_string(&mut line, flow);
+    push_json_string(line, flow);
     line.push_str(",\"message\":");
-    push_json_string(&mut line, message.map_or("", |m| m.name.as_str()));
+    push_json_string(line, message.map_or("", |m| m.name.as_str()));
     line.push_str(",\"channel\":\"");
     line.push_str(delivery.channel.keyword());
     line.push_str("\",\"status\":\"");
@@ -312,7 +406,6 @@ pub fn delivery_line(project: &CompiledProject, delivery: &Delivery, render: boo
         }
     }
     line.push('}');
-    line
 }
 
 /// One `--trace` line.
@@ -441,7 +534,7 @@ pub fn command(args: &SimulateArgs) -> u8 {
             return EXIT_CANNOT_RUN;
         }
     };
-    let records = match events::parse_jsonl(&text) {
+    let mut records = match events::parse_jsonl(&text) {
         Ok(r) => r,
         Err(e) => {
             eprintln!(
@@ -466,7 +559,8 @@ pub fn command(args: &SimulateArgs) -> u8 {
         render: args.render,
         progress: true,
     };
-    let sim = run(&project, records, &options);
+    events::sort_for_replay(&mut records);
+    let sim = run_in_order(&project, &records, &options);
     if let Some(contact) = &args.explain {
         return crate::changes::explain::command(&project, &sim, contact, args.trace);
     }
@@ -494,13 +588,15 @@ pub fn command(args: &SimulateArgs) -> u8 {
         }
     }
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for delivery in &sim.deliveries {
-        if writeln!(out, "{}", delivery_line(&project, delivery, args.render)).is_err() {
-            return EXIT_OK;
-        }
+    let mut out = stdout.lock();
+    // A closed pipe (`| head`) ends the output, not the command.
+    if write_deliveries(&project, &sim, args.render, &mut out).is_ok() {
+        let _ = out.flush();
     }
-    let _ = out.flush();
+    // The process ends here: the operating system takes the memory back at once, so the
+    // records, states and the input text are not freed one allocation at a time (a second
+    // at a million contacts).
+    std::mem::forget((sim, records, text));
     EXIT_OK
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Owns: the measured workloads (records through the in-memory engine; `flowc simulate` in
 //! process and as the real binary; state and instance sizes; timers; growth with contacts,
-//! flows and pending timers), the median of several runs, and the table of figures.
+//! flows and pending timers; parse + check of a generated project, [`check`]), the median of
+//! several runs, and the table of figures.
 //! Must not: change what the engine decides (it drives the same public API as `simulate`),
 //! assert anything about time (CI runs `--quick` only to prove the suite works), or be used
 //! by any command. It reads the wall clock, which is why it lives outside `engine`.
@@ -10,6 +11,7 @@
 //! Daemon figures (HTTP ingestion, durable events/s, timers over sled, cold start, reload)
 //! slot in as further sections: a function that returns [`Figure`]s, called from [`run`].
 
+pub mod check;
 pub mod workload;
 
 use crate::compile::CompiledProject;
@@ -35,6 +37,8 @@ pub struct Options {
     pub binary_size: usize,
     /// Copies of the flows for growth with flows (1 = the ten flows).
     pub flow_copies: Vec<usize>,
+    /// Lines of the generated projects of the `check` section.
+    pub check_lines: Vec<usize>,
     /// Runs per figure (the median is reported).
     pub runs: usize,
     pub seed: u64,
@@ -57,6 +61,7 @@ impl Options {
             simulate_sizes: vec![10_000, 100_000, 300_000],
             binary_size: 100_000,
             flow_copies: vec![1, 2, 4],
+            check_lines: vec![10_000, 40_000],
             runs: 3,
             seed: 42,
             flowc_binary: None,
@@ -73,6 +78,7 @@ impl Options {
             simulate_sizes: vec![100, 200, 400],
             binary_size: 200,
             flow_copies: vec![1, 2],
+            check_lines: vec![500],
             runs: 1,
             ..Options::full(project)
         }
@@ -210,6 +216,11 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
             push(&mut report, binary_section(&compiled, options, binary)?);
         }
     }
+    if options.wants("check") {
+        for &lines in &options.check_lines {
+            push(&mut report, check::section(options, lines)?);
+        }
+    }
     Ok(report)
 }
 
@@ -245,6 +256,15 @@ fn size_label(contacts: usize) -> String {
         contacts.to_string()
     };
     format!("{n} contacts")
+}
+
+/// `10k lines`.
+fn size_label_lines(lines: usize) -> String {
+    if lines >= 1_000 {
+        format!("{:.1}k lines", lines as f64 / 1_000.0)
+    } else {
+        format!("{lines} lines")
+    }
 }
 
 /// Records in chunks of this many are generated outside the timed loop.
@@ -639,16 +659,17 @@ fn simulate_section(
     let mut deliveries = 0;
     for _ in 0..options.runs.max(1) {
         let began = Clock::now();
-        let records = simulate_parse(compiled, &text)?;
+        let mut records = simulate_parse(compiled, &text)?;
         let records_count = records.len();
         let parsed = Clock::now();
-        let sim = simulate_run(compiled, records);
+        let sim = simulate_run(compiled, &mut records);
         let ran = Clock::now();
         let sink = simulate_output(compiled, &sim);
         let written = Clock::now();
         drop(sink);
         deliveries = sim.deliveries.len();
         drop(sim);
+        drop(records);
         let seconds = |a: Clock, b: Clock| (b - a).as_secs_f64().max(1e-9);
         total.push(lines as f64 / seconds(began, written));
         parse.push(lines as f64 / seconds(began, parsed));
@@ -720,23 +741,20 @@ pub fn simulate_parse(compiled: &CompiledProject, text: &str) -> Result<Vec<Reco
     Ok(records)
 }
 
-/// Phase 2: the virtual clock.
+/// Phase 2: the virtual clock, as `flowc simulate` runs it (the records sorted, then borrowed;
+/// they are freed by the caller, outside the timed part, as the command leaves them to the
+/// end of the process).
 #[inline(never)]
-pub fn simulate_run(compiled: &CompiledProject, records: Vec<Record>) -> simulate::Simulation {
-    simulate::run(compiled, records, &SimulateOptions::default())
+pub fn simulate_run(compiled: &CompiledProject, records: &mut [Record]) -> simulate::Simulation {
+    crate::events::sort_for_replay(records);
+    simulate::run_in_order(compiled, records, &SimulateOptions::default())
 }
 
 /// Phase 3: the delivery lines, as `flowc simulate` writes them.
 #[inline(never)]
 pub fn simulate_output(compiled: &CompiledProject, sim: &simulate::Simulation) -> Vec<u8> {
     let mut sink: Vec<u8> = Vec::with_capacity(sim.deliveries.len() * 128);
-    for delivery in &sim.deliveries {
-        let _ = writeln!(
-            sink,
-            "{}",
-            simulate::delivery_line(compiled, delivery, false)
-        );
-    }
+    let _ = simulate::write_deliveries(compiled, sim, false, &mut sink);
     sink
 }
 

@@ -53,7 +53,8 @@ struct Args {
     /// Runs per figure; the median is reported.
     #[arg(long)]
     runs: Option<usize>,
-    /// Only the sections whose name contains this (engine, timers, flows, simulate, binary).
+    /// Only the sections whose name contains this (engine, timers, flows, simulate, binary,
+    /// check).
     #[arg(long)]
     only: Option<String>,
     /// Contact counts for the engine, state and timer sections (comma-separated).
@@ -62,6 +63,9 @@ struct Args {
     /// Contact counts for `flowc simulate` in process (comma-separated).
     #[arg(long, value_delimiter = ',')]
     simulate_sizes: Option<Vec<usize>>,
+    /// Lines of the generated projects of the `check` section (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    check_lines: Option<Vec<usize>>,
     /// The seed of the workload generator.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -121,6 +125,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(sizes) = args.simulate_sizes {
         options.simulate_sizes = sizes;
+    }
+    if let Some(lines) = args.check_lines {
+        options.check_lines = lines;
     }
     options.seed = args.seed;
     options.only = args.only;

@@ -1,13 +1,15 @@
 //! Where contact states, the timer queue and the seen `messageId`s live.
 //!
 //! Owns: the [`Store`] interface the drivers (simulate, test, the daemon) use, and
-//! [`MemoryStore`], the in-memory implementation for simulate and tests; [`sled::SledStore`],
-//! the durable one of the daemon.
+//! [`MemoryStore`], the in-memory implementation for simulate and tests (with its index of the
+//! contacts whose history holds given events, so that a schedule tick visits only the contacts
+//! that can be in its audience); [`sled::SledStore`], the durable one of the daemon.
 //! Must not: decide anything about flows (that is the engine). Only this module knows how
 //! states are kept; only `store::sled` imports sled.
 
 pub mod sled;
 
+use crate::compile::EventId;
 use crate::engine::time::Instant;
 use crate::engine::{ContactState, FastMap, FastSet};
 use std::cmp::Reverse;
@@ -62,7 +64,82 @@ pub struct MemoryStore {
     /// not a hash set: schedule ticks requeue every contact).
     pending: Vec<bool>,
     pending_count: usize,
+    /// History indexes ([`MemoryStore::watch_history`]), kept true after every change of a
+    /// state.
+    watches: Vec<Watch>,
 }
+
+/// The contacts whose history holds an occurrence of one of `events` that still counts: an
+/// occurrence of `events[i].0` counts until `events[i].1` seconds after it (`None`: for ever).
+/// A bit per slot (a tick walks them in slot order, 64 contacts a word), the instant each
+/// slot's last counting occurrence stops counting, and those instants in a min-heap with lazy
+/// deletion, so that a tick first drops the contacts whose occurrences have all run out.
+#[derive(Debug, Default)]
+struct Watch {
+    events: Vec<(EventId, Option<i64>)>,
+    bits: Vec<u64>,
+    /// Per slot: until when it belongs (exclusive; `Instant::MIN`: it does not).
+    until: Vec<Instant>,
+    expiries: BinaryHeap<Reverse<(Instant, u32)>>,
+}
+
+impl Watch {
+    /// Until when a state belongs (`Instant::MIN`: not at all, `Instant::MAX`: for ever).
+    fn until(&self, state: &ContactState) -> Instant {
+        let mut until = Instant::MIN;
+        for e in &state.history {
+            if let Some((_, lifetime)) = self.events.iter().find(|(id, _)| *id == e.event) {
+                until = until.max(lifetime.map_or(Instant::MAX, |l| e.time.saturating_add(l)));
+            }
+        }
+        until
+    }
+
+    fn set(&mut self, slot: usize, until: Instant) {
+        if slot >= self.until.len() {
+            if until == Instant::MIN {
+                return;
+            }
+            self.until.resize(slot + 1, Instant::MIN);
+            self.bits.resize(slot / 64 + 1, 0);
+        }
+        if self.until[slot] == until {
+            return;
+        }
+        self.until[slot] = until;
+        let (word, bit) = (slot / 64, 1u64 << (slot % 64));
+        if until == Instant::MIN {
+            self.bits[word] &= !bit;
+            return;
+        }
+        self.bits[word] |= bit;
+        if until != Instant::MAX {
+            self.expiries.push(Reverse((until, slot as u32)));
+            if self.expiries.len() > 2 * self.until.len() + 1024 {
+                let until = &self.until;
+                self.expiries
+                    .retain(|Reverse((t, slot))| until[*slot as usize] == *t);
+            }
+        }
+    }
+
+    /// Takes out the slots whose occurrences all stopped counting at or before `now`.
+    fn expire(&mut self, now: Instant) {
+        while let Some(Reverse((t, slot))) = self.expiries.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.expiries.pop();
+            if self.until[slot as usize] == t {
+                self.set(slot as usize, Instant::MIN);
+            }
+        }
+    }
+}
+
+/// A history index of a [`MemoryStore`] ([`MemoryStore::watch_history`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchId(usize);
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
@@ -80,6 +157,17 @@ impl MemoryStore {
         self.queued.push(None);
         self.pending.push(false);
         i
+    }
+
+    /// After any change of a slot's state: its queue entry, its pending flag, its watches.
+    fn changed(&mut self, slot: usize) {
+        let state = &self.states[slot];
+        let (wake, pending) = (state.wake, state.pending);
+        for watch in &mut self.watches {
+            let until = watch.until(state);
+            watch.set(slot, until);
+        }
+        self.requeue(slot, wake, pending);
     }
 
     fn requeue(&mut self, slot: usize, wake: Option<Instant>, pending: bool) {
@@ -132,10 +220,83 @@ impl MemoryStore {
     /// Runs `f` on every contact, in the order they were first seen (schedule ticks).
     pub fn update_all(&mut self, mut f: impl FnMut(&str, &mut ContactState)) {
         for slot in 0..self.states.len() {
-            let state = &mut self.states[slot];
-            f(&self.names[slot], state);
-            let (wake, pending) = (state.wake, state.pending);
-            self.requeue(slot, wake, pending);
+            f(&self.names[slot], &mut self.states[slot]);
+            self.changed(slot);
+        }
+    }
+
+    /// The earliest queued wake-up ([`Store::next_due`] without the contact's name).
+    pub fn next_due_at(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Runs `f` on the contact of the earliest queued wake-up, if any, as
+    /// [`Store::update`] on the contact [`Store::next_due`] names would.
+    pub fn update_next_due(&mut self, f: impl FnOnce(&str, &mut ContactState)) {
+        if let Some(Reverse((_, slot))) = self.queue.peek().copied() {
+            let slot = slot as usize;
+            f(&self.names[slot], &mut self.states[slot]);
+            self.changed(slot);
+        }
+    }
+
+    /// Starts an index of the contacts whose history holds an occurrence of one of `events`
+    /// that still counts (an occurrence of `events[i].0` counts for `events[i].1` seconds,
+    /// `None`: for ever): the contacts that can be in the audience of a segment that
+    /// `eval::required_events` says needs one of them, within windows no longer than those
+    /// lifetimes. It is kept true as states change. Asking twice for the same events gives
+    /// the same index.
+    pub fn watch_history(&mut self, events: &[(EventId, Option<i64>)]) -> WatchId {
+        if let Some(i) = self.watches.iter().position(|w| w.events == events) {
+            return WatchId(i);
+        }
+        let mut watch = Watch {
+            events: events.to_vec(),
+            ..Watch::default()
+        };
+        for (slot, state) in self.states.iter().enumerate() {
+            let until = watch.until(state);
+            watch.set(slot, until);
+        }
+        self.watches.push(watch);
+        WatchId(self.watches.len() - 1)
+    }
+
+    /// The contacts a history index holds at `now`, in the order they were first seen.
+    pub fn watched(&mut self, watch: WatchId, now: Instant) -> Vec<&str> {
+        let watch = &mut self.watches[watch.0];
+        watch.expire(now);
+        let mut contacts = Vec::new();
+        for (word, bits) in watch.bits.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                contacts.push(self.names[word * 64 + bits.trailing_zeros() as usize].as_str());
+                bits &= bits - 1;
+            }
+        }
+        contacts
+    }
+
+    /// Runs `f` on every contact a history index holds at `now`, in the order they were
+    /// first seen, as [`MemoryStore::update_all`] would reach them: the contacts in the index
+    /// when the call begins (`f` on one contact does not change another's history), each
+    /// once.
+    pub fn update_watched(
+        &mut self,
+        watch: WatchId,
+        now: Instant,
+        mut f: impl FnMut(&str, &mut ContactState),
+    ) {
+        self.watches[watch.0].expire(now);
+        for word in 0..self.watches[watch.0].bits.len() {
+            // A copy: `f` may take the contact out of the index (its history pruned).
+            let mut bits = self.watches[watch.0].bits[word];
+            while bits != 0 {
+                let slot = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                f(&self.names[slot], &mut self.states[slot]);
+                self.changed(slot);
+            }
         }
     }
 }
@@ -148,7 +309,7 @@ impl Store for MemoryStore {
     fn save(&mut self, contact: &str, state: &ContactState) -> Result<(), StoreError> {
         let slot = self.slot(contact);
         self.states[slot] = state.clone();
-        self.requeue(slot, state.wake, state.pending);
+        self.changed(slot);
         Ok(())
     }
 
@@ -158,10 +319,8 @@ impl Store for MemoryStore {
         f: impl FnOnce(&mut ContactState) -> R,
     ) -> Result<R, StoreError> {
         let slot = self.slot(contact);
-        let state = &mut self.states[slot];
-        let result = f(state);
-        let (wake, pending) = (state.wake, state.pending);
-        self.requeue(slot, wake, pending);
+        let result = f(&mut self.states[slot]);
+        self.changed(slot);
         Ok(result)
     }
 
@@ -186,5 +345,112 @@ impl Store for MemoryStore {
 
     fn any_pending(&self) -> bool {
         self.pending_count > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PastEvent;
+
+    fn occurrence(event: u16, time: Instant) -> PastEvent {
+        PastEvent {
+            event: EventId(event),
+            time,
+            properties: None,
+        }
+    }
+
+    const E1: (EventId, Option<i64>) = (EventId(1), None);
+    const E2: (EventId, Option<i64>) = (EventId(2), Some(100));
+
+    /// The contacts whose history holds event 1, or event 2 of after `now - 100`, by brute
+    /// force.
+    fn holding(store: &MemoryStore, now: Instant) -> Vec<String> {
+        store
+            .states()
+            .filter(|(_, s)| {
+                s.history
+                    .iter()
+                    .any(|e| e.event == E1.0 || (e.event == E2.0 && e.time + 100 > now))
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    fn watched(store: &mut MemoryStore, watch: WatchId, now: Instant) -> Vec<String> {
+        let contacts = store.watched(watch, now);
+        contacts.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn a_history_index_follows_every_change_of_a_state_and_time() {
+        let mut store = MemoryStore::new();
+        // Contacts before the index exists are indexed when it starts.
+        store
+            .update("early", |s| s.history.push(occurrence(1, 10)))
+            .unwrap();
+        let watch = store.watch_history(&[E1, E2]);
+        assert_eq!(store.watch_history(&[E1, E2]), watch);
+        assert_eq!(watched(&mut store, watch, 0), vec!["early"]);
+        // 130 contacts (three words of bits); every third gains event 2, the others event 3.
+        for i in 0..130 {
+            let event = if i % 3 == 0 { 2 } else { 3 };
+            store
+                .update(&format!("c{i}"), |s| s.history.push(occurrence(event, 20)))
+                .unwrap();
+        }
+        let expected = holding(&store, 20);
+        assert_eq!(expected.len(), 1 + 44);
+        assert_eq!(watched(&mut store, watch, 20), expected);
+        // A contact gains the event later (through `save` too), another's history is pruned.
+        store
+            .update("c1", |s| s.history.push(occurrence(1, 30)))
+            .unwrap();
+        let mut state = store.get("c2").cloned().unwrap();
+        state.history.push(occurrence(2, 90));
+        store.save("c2", &state).unwrap();
+        store.update("c0", |s| s.history.clear()).unwrap();
+        store
+            .update("early", |s| s.history.retain(|e| e.time > 15))
+            .unwrap();
+        assert_eq!(watched(&mut store, watch, 30), holding(&store, 30));
+        assert!(!watched(&mut store, watch, 30).contains(&"c0".to_string()));
+        assert!(watched(&mut store, watch, 30).contains(&"c1".to_string()));
+
+        // A visit reaches the contacts of the index when it begins, each once, in the order
+        // they were first seen, even when it takes one out of the index on the way.
+        let before = watched(&mut store, watch, 40);
+        let mut visited = Vec::new();
+        store.update_watched(watch, 40, |contact, state| {
+            visited.push(contact.to_string());
+            if contact == "c3" || contact == "c129" {
+                state.history.clear();
+            }
+        });
+        assert_eq!(visited, before);
+        assert_eq!(watched(&mut store, watch, 40), holding(&store, 40));
+        assert!(!watched(&mut store, watch, 40).contains(&"c129".to_string()));
+        // `update_all` keeps it true as well.
+        store.update_all(|contact, state| {
+            if contact == "c4" {
+                state.history.push(occurrence(1, 40));
+            }
+        });
+        assert_eq!(watched(&mut store, watch, 40), holding(&store, 40));
+        assert!(watched(&mut store, watch, 40).contains(&"c4".to_string()));
+
+        // Time alone: event 2 of 20 stops counting at 120, c2's of 90 at 190.
+        let mut visited = Vec::new();
+        store.update_watched(watch, 120, |contact, _| visited.push(contact.to_string()));
+        assert_eq!(visited, holding(&store, 120));
+        assert_eq!(visited, vec!["c1", "c2", "c4"]);
+        assert_eq!(watched(&mut store, watch, 190), vec!["c1", "c4"]);
+        // A new occurrence brings a contact back after it ran out.
+        store
+            .update("c6", |s| s.history.push(occurrence(2, 200)))
+            .unwrap();
+        assert_eq!(watched(&mut store, watch, 250), vec!["c1", "c4", "c6"]);
+        assert_eq!(watched(&mut store, watch, 300), holding(&store, 300));
     }
 }

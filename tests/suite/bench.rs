@@ -9,7 +9,9 @@ fn the_quick_suite_runs_every_section() {
     let mut options = flowc::bench::Options::quick(project);
     options.flowc_binary = Some(env!("CARGO_BIN_EXE_flowc").into());
     let report = flowc::bench::run(&options).expect("the quick suite runs");
-    for section in ["engine", "state", "timers", "flows", "simulate", "binary"] {
+    for section in [
+        "engine", "state", "timers", "flows", "simulate", "binary", "check",
+    ] {
         assert!(
             report.figures.iter().any(|f| f.section == section),
             "no `{section}` figure in\n{}",
@@ -34,5 +36,31 @@ fn the_quick_suite_runs_every_section() {
         .find("contacts whose timer fired", size)
         .expect("timers");
     assert_eq!(fired.median(), 100.0, "every waiting cart fires once");
+    // The check project of about 500 lines: every file parsed and checked, one re-checked.
+    let check_size = &report
+        .figures
+        .iter()
+        .find(|f| f.section == "check")
+        .expect("check")
+        .size;
+    let lines = report.find("project lines", check_size).expect("lines");
+    assert!(lines.median() >= 500.0, "{}", report.table());
+    let files = report.find("project files", check_size).expect("files");
+    assert!(files.median() >= 5.0, "{}", report.table());
+    let edited = report
+        .find("edited file lines", check_size)
+        .expect("edited");
+    assert!(
+        edited.median() > 50.0 && edited.median() < lines.median(),
+        "{}",
+        report.table()
+    );
+    for name in [
+        "parse + check of the whole project",
+        "re-check after editing one file, project lines checked",
+    ] {
+        let rate = report.find(name, check_size).expect(name);
+        assert!(rate.median() > 0.0, "{}", report.table());
+    }
     assert!(report.table().lines().count() > report.figures.len());
 }

@@ -843,6 +843,176 @@ flow once {
     );
 }
 
+/// The contacts a schedule's tick at `now` visits (the store's history index), and, by brute
+/// force, the contacts whose history holds an occurrence of an event the segment needs that is
+/// still inside its lifetime at `now`.
+fn tick_audience(
+    compiled: &CompiledProject,
+    sim: &mut Simulation,
+    now: &str,
+) -> (Vec<String>, Vec<String>) {
+    let now = parse_instant(now).expect("time");
+    let schedules = simulate::first_schedule_ticks(compiled, chrono_tz::UTC, 0);
+    let events = simulate::tick_requires(compiled, &schedules[0].1).expect("a requirement");
+    let watch = sim.store.watch_history(&events);
+    let indexed = sim
+        .store
+        .watched(watch, now)
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let counts = |e: &flowc::engine::PastEvent| {
+        events
+            .iter()
+            .any(|(id, life)| *id == e.event && life.map_or(true, |l| e.time + l > now))
+    };
+    let holding = sim
+        .store
+        .states()
+        .filter(|(_, s)| s.history.iter().any(counts))
+        .map(|(c, _)| c.clone())
+        .collect();
+    (indexed, holding)
+}
+
+#[test]
+fn schedule_of_a_segment_without_event_requirement_visits_every_contact() {
+    // No occurrence is needed to be a member (`== 0`, and a trait): every contact is a
+    // candidate at every tick, including those with no history at all.
+    let flows = r#"
+message tip: email {
+    subject: "Tip"
+    body: "<p>tip</p>"
+}
+segment quiet_gold = contact.plan == "gold" and count(product_viewed within 7d) == 0
+flow gold_tip {
+    when every day at 09:00 for quiet_gold
+    reentry never
+    send tip
+}
+"#;
+    let gold = format!(r#"{EMAIL},"plan":"gold""#);
+    let records = [
+        identify("g1", "2026-03-01T10:00:00Z", &gold),
+        identify("g2", "2026-03-01T10:00:00Z", &gold),
+        track("g2", "2026-03-01T10:00:00Z", "product_viewed", ""),
+        identify("g3", "2026-03-01T10:00:00Z", EMAIL),
+        // g3 becomes gold later, by a trait alone.
+        identify("g3", "2026-03-03T12:00:00Z", &gold),
+        identify("n1", "2026-03-01T10:00:00Z", EMAIL),
+    ];
+    let compiled = compile_project("", flows);
+    let schedules = simulate::first_schedule_ticks(&compiled, chrono_tz::UTC, 0);
+    assert_eq!(simulate::tick_requires(&compiled, &schedules[0].1), None);
+    assert_eq!(
+        run_with("", flows, &records, Some("2026-03-12T00:00:00Z")),
+        vec![
+            line(
+                "2026-03-02T09:00:00Z",
+                "g1",
+                "gold_tip",
+                "tip",
+                "email",
+                None
+            ),
+            line(
+                "2026-03-04T09:00:00Z",
+                "g3",
+                "gold_tip",
+                "tip",
+                "email",
+                None
+            ),
+            // The view of 03-01 10:00 is inside `within 7d` at 03-08 09:00, out at 03-09.
+            line(
+                "2026-03-09T09:00:00Z",
+                "g2",
+                "gold_tip",
+                "tip",
+                "email",
+                None
+            ),
+        ]
+    );
+}
+
+#[test]
+fn schedule_candidates_follow_history_gained_and_expired() {
+    // Only contacts whose history holds `espresso_bought` of the last 3 days (and 2 of
+    // margin) are visited by a tick: `a` gains it, loses it (its history pruned at its next record), and gains it
+    // again; `c`'s ages out of the window while its history still holds it; `b` never has it.
+    let flows = r#"
+message tip: email {
+    subject: "Tip"
+    body: "<p>tip</p>"
+}
+segment recent_buyers = count(espresso_bought within 3d) >= 1
+flow nudge {
+    when every day at 09:00 for recent_buyers
+    reentry always
+    send tip
+}
+"#;
+    let records = [
+        identify("a", "2026-03-01T10:00:00Z", EMAIL),
+        identify("b", "2026-03-01T10:00:00Z", EMAIL),
+        identify("c", "2026-03-01T10:00:00Z", EMAIL),
+        track("c", "2026-03-01T11:00:00Z", "espresso_bought", ""),
+        track("a", "2026-03-02T12:00:00Z", "espresso_bought", ""),
+        identify("a", "2026-03-08T10:00:00Z", EMAIL),
+        track("a", "2026-03-10T08:00:00Z", "espresso_bought", ""),
+    ];
+    let nudge = |time: &str, contact: &str| line(time, contact, "nudge", "tip", "email", None);
+    let first_week = vec![
+        nudge("2026-03-02T09:00:00Z", "c"),
+        nudge("2026-03-03T09:00:00Z", "a"),
+        nudge("2026-03-03T09:00:00Z", "c"),
+        nudge("2026-03-04T09:00:00Z", "a"),
+        nudge("2026-03-04T09:00:00Z", "c"),
+        nudge("2026-03-05T09:00:00Z", "a"),
+    ];
+    // Both purchases count at the tick of 03-04.
+    let (compiled, mut sim) = run_full("", flows, &records, Some("2026-03-04T10:00:00Z"), false);
+    let (indexed, holding) = tick_audience(&compiled, &mut sim, "2026-03-04T09:00:00Z");
+    assert_eq!(indexed, vec!["a", "c"]);
+    assert_eq!(indexed, holding);
+
+    let (compiled, mut sim) = run_full("", flows, &records, Some("2026-03-09T00:00:00Z"), false);
+    let lines: Vec<String> = sim
+        .deliveries
+        .iter()
+        .map(|d| simulate::delivery_line(&compiled, d, false))
+        .collect();
+    assert_eq!(lines, first_week);
+    // `espresso_bought` is kept 3 days; the index keeps a contact 2 days longer (a calendar
+    // window can be longer than its seconds across a change of UTC offset). `a`'s purchase
+    // was pruned at its identify of 03-08; `c`'s is still in its history (its last change was
+    // the tick of 03-04) but out of the window since 03-04 11:00, and out of the index since
+    // 03-06 11:00, so the ticks from 03-07 on do not visit it.
+    assert!(sim.store.get("c").is_some_and(|s| !s.history.is_empty()));
+    assert!(sim.store.get("a").is_some_and(|s| s.history.is_empty()));
+    let (indexed, holding) = tick_audience(&compiled, &mut sim, "2026-03-08T09:00:00Z");
+    assert!(indexed.is_empty(), "{indexed:?}");
+    assert_eq!(indexed, holding);
+
+    let (compiled, mut sim) = run_full("", flows, &records, Some("2026-03-12T23:59:59Z"), false);
+    let mut expected = first_week;
+    expected.extend([
+        nudge("2026-03-10T09:00:00Z", "a"),
+        nudge("2026-03-11T09:00:00Z", "a"),
+        nudge("2026-03-12T09:00:00Z", "a"),
+    ]);
+    let lines: Vec<String> = sim
+        .deliveries
+        .iter()
+        .map(|d| simulate::delivery_line(&compiled, d, false))
+        .collect();
+    assert_eq!(lines, expected);
+    let (indexed, holding) = tick_audience(&compiled, &mut sim, "2026-03-12T09:00:00Z");
+    assert_eq!(indexed, vec!["a"]);
+    assert_eq!(indexed, holding);
+}
+
 #[test]
 fn correlated_order_follow_ups_with_two_concurrent_orders() {
     let flows = r#"
