@@ -10,6 +10,7 @@
 //! Daemon figures (HTTP ingestion, durable events/s, timers over sled, cold start, reload)
 //! slot in as further sections: a function that returns [`Figure`]s, called from [`run`].
 
+pub mod daemon;
 pub mod workload;
 
 use crate::compile::CompiledProject;
@@ -209,6 +210,9 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
         if let Some(binary) = &options.flowc_binary {
             push(&mut report, binary_section(&compiled, options, binary)?);
         }
+    }
+    if let Some(binary) = &options.flowc_binary {
+        daemon::run(options, binary, &mut |figures| push(&mut report, figures))?;
     }
     Ok(report)
 }

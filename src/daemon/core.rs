@@ -119,11 +119,35 @@ pub struct Core {
     pub on_reload: OnReload,
 }
 
-/// The wall clock in whole seconds.
+/// The wall clock in whole seconds (plus [`clock_offset`]).
 pub fn wall_now() -> Instant {
-    std::time::SystemTime::now()
+    i64::try_from(wall_since_epoch().as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The wall clock since the epoch, plus [`clock_offset`].
+fn wall_since_epoch() -> Duration {
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    let offset = clock_offset();
+    if offset >= 0 {
+        now + Duration::from_secs(offset.unsigned_abs())
+    } else {
+        now.saturating_sub(Duration::from_secs(offset.unsigned_abs()))
+    }
+}
+
+/// Seconds added to the daemon's wall clock: `FLOWC_CLOCK_OFFSET_SECONDS` (default 0), read
+/// once. Benchmarks and tests use it to start a daemon an hour "later" on a store whose
+/// timers are then all due at once (docs/runtime.md).
+pub fn clock_offset() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var("FLOWC_CLOCK_OFFSET_SECONDS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 impl Core {
@@ -287,9 +311,7 @@ impl Core {
         if next == Instant::MAX {
             return cap;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = wall_since_epoch();
         let due = Duration::from_secs(u64::try_from(next.max(0)).unwrap_or(0));
         due.saturating_sub(now).min(cap)
     }

@@ -577,6 +577,107 @@ impl DirSync {
     }
 }
 
+/// Live entries of one kind of key (see the layout table).
+#[derive(Debug, Clone, Default)]
+pub struct KindUsage {
+    pub name: &'static str,
+    pub entries: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+}
+
+/// What the live keys and values of the store in `dir` add up to, per kind (the store must
+/// not be open elsewhere). Sled's own per-entry and log overhead is the directory's size
+/// minus these.
+pub fn space_by_kind(dir: &Path) -> Result<Vec<KindUsage>, StoreError> {
+    let db = sled::Config::new().path(dir).open().map_err(err)?;
+    let name = |prefix: u8| match prefix {
+        CONTACT => "contact",
+        TIMER => "timer",
+        SEEN => "dedupe",
+        OUTBOX => "outbox",
+        OUTBOX_DUE => "outbox-due",
+        HISTORY => "history",
+        META => "meta",
+        _ => "other",
+    };
+    let mut kinds: Vec<KindUsage> = Vec::new();
+    for item in db.iter() {
+        let (k, v) = item.map_err(err)?;
+        let kind = name(k.first().copied().unwrap_or(0));
+        let at = match kinds.iter().position(|u| u.name == kind) {
+            Some(at) => at,
+            None => {
+                kinds.push(KindUsage {
+                    name: kind,
+                    ..KindUsage::default()
+                });
+                kinds.len() - 1
+            }
+        };
+        kinds[at].entries += 1;
+        kinds[at].key_bytes += k.len() as u64;
+        kinds[at].value_bytes += v.len() as u64;
+    }
+    Ok(kinds)
+}
+
+/// The raw sled ceiling for the daemon's write pattern (the benchmark's baseline, here
+/// because only this module names sled): per event read a state, write it (`state_bytes`),
+/// move its timer key (remove + insert), write an outbox entry (`outbox_bytes`); one
+/// `apply_batch` + `flush` + `fdatasync` of the `db` file per group of `group` events.
+/// Returns the seconds the `events` took, in a fresh store in `dir`.
+pub fn raw_ceiling(
+    dir: &Path,
+    events: usize,
+    group: usize,
+    state_bytes: usize,
+    outbox_bytes: usize,
+) -> Result<f64, StoreError> {
+    let db = sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .map_err(err)?;
+    let db_file = File::open(dir.join("db")).map_err(|e| StoreError(format!("open db: {e}")))?;
+    let state = vec![7u8; state_bytes];
+    let group = group.max(1);
+    let started = std::time::Instant::now();
+    for g in 0..events.div_ceil(group) {
+        let mut b = sled::Batch::default();
+        for i in 0..group {
+            let n = g * group + i;
+            let contact = format!("u{n}");
+            let _ = db.get(key(CONTACT, contact.as_bytes())).map_err(err)?;
+            b.insert(key(CONTACT, contact.as_bytes()), state.clone());
+            b.remove(timer_key(n as i64, &contact));
+            b.insert(timer_key(n as i64 + 3600, &contact), Vec::new());
+            b.insert(key(OUTBOX, contact.as_bytes()), vec![1u8; outbox_bytes]);
+        }
+        db.apply_batch(b).map_err(err)?;
+        db.flush().map_err(err)?;
+        db_file
+            .sync_data()
+            .map_err(|e| StoreError(format!("fdatasync db: {e}")))?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The disk's own floor: `fdatasync` of a file after each 4 KiB append, `rounds` times
+/// (what one group commit cannot go below). Returns the seconds per round.
+pub fn fsync_floor(dir: &Path, rounds: usize) -> Result<f64, StoreError> {
+    use std::io::Write as _;
+    let io = |e: std::io::Error| StoreError(format!("fsync floor: {e}"));
+    let mut file = File::create(dir.join("fsync-floor")).map_err(io)?;
+    let block = vec![0u8; 4096];
+    let started = std::time::Instant::now();
+    for _ in 0..rounds.max(1) {
+        file.write_all(&block).map_err(io)?;
+        file.sync_data().map_err(io)?;
+    }
+    Ok(started.elapsed().as_secs_f64() / rounds.max(1) as f64)
+}
+
 fn err(e: sled::Error) -> StoreError {
     StoreError(format!("sled: {e}"))
 }
