@@ -160,6 +160,8 @@ impl Core {
         retry: RetryPolicy,
         on_reload: OnReload,
     ) -> Result<Core, String> {
+        let mut store = store;
+        store.set_now(wall_now());
         let queue: BTreeSet<_> = store
             .outbox_queue()
             .map_err(|e| e.to_string())?
@@ -246,6 +248,7 @@ impl Core {
             }
             let mut replies = Vec::new();
             let mut reload = None;
+            self.store.set_now(wall_now());
             self.process(group, &mut replies, &mut reload, &mut shutdown);
             self.fire_timers();
             self.tick_schedules();

@@ -16,6 +16,7 @@ pub mod core;
 pub mod metrics;
 pub mod outbox;
 pub mod reload;
+pub mod retention;
 pub mod trace;
 pub mod versions;
 
@@ -297,6 +298,11 @@ fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
         })
     };
     let reader = store.reader();
+    retention::start(
+        store.compactor(),
+        retention::Windows::from_config(&config.store),
+        metrics.clone(),
+    );
     let core = core::Core::new(
         store,
         loaded.clone(),

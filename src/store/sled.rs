@@ -62,6 +62,8 @@ pub struct SledStore {
     timers: TimerHead,
     next_history: u64,
     sync: DirSync,
+    /// The caller's clock (see [`SledStore::set_now`]): when a `messageId` was first seen.
+    now: Instant,
     /// What the last commit did (for metrics).
     pub last_commit: CommitStats,
 }
@@ -94,6 +96,7 @@ impl SledStore {
             .path(dir)
             .flush_every_ms(None)
             .cache_capacity(256 * 1024 * 1024)
+            .use_compression(compressed(dir))
             .open()
             .map_err(|e| StoreError(format!("cannot open the store `{}`: {e}", dir.display())))?;
         let next_history = match db.scan_prefix([HISTORY]).keys().next_back() {
@@ -115,10 +118,24 @@ impl SledStore {
             },
             next_history,
             sync: DirSync::default(),
+            now: 0,
             last_commit: CommitStats::default(),
         };
         store.refill()?;
         Ok(store)
+    }
+
+    /// Sets the clock the store stamps `messageId`s with (the daemon's wall clock, once per
+    /// group; the store itself reads no clock).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// A handle for the background compaction ([`Compactor`]).
+    pub fn compactor(&self) -> Compactor {
+        Compactor {
+            db: self.db.clone(),
+        }
     }
 
     /// A handle for other threads to read what is committed.
@@ -390,7 +407,7 @@ impl Store for SledStore {
             return Ok(false);
         }
         self.seen_overlay.insert(message_id.to_string());
-        self.put(k, Vec::new());
+        self.put(k, self.now.to_be_bytes().to_vec());
         Ok(true)
     }
 
@@ -577,6 +594,132 @@ impl DirSync {
     }
 }
 
+/// Whether the store in `dir` compresses its log with zstd: a new store does; an existing
+/// one keeps what it was created with (sled's `conf` file says; sled refuses to open a store
+/// with the other setting), so stores written before compression was turned on still open.
+fn compressed(dir: &Path) -> bool {
+    match std::fs::read_to_string(dir.join("conf")) {
+        Ok(text) => text.lines().any(|l| l.trim() == "use_compression: true"),
+        Err(_) => true,
+    }
+}
+
+/// Removes what retention lets go (`daemon::retention` decides when): old `messageId`s, old
+/// history records, finished outbox entries. It runs on its own thread beside the core's
+/// groups: every removal is a compare-and-swap against the value it read (so a key the core
+/// rewrote in the meantime stays), removals are not synced (one lost in a crash is redone by
+/// the next pass), and `pause` is called between chunks so that ingestion keeps the CPU.
+pub struct Compactor {
+    db: sled::Db,
+}
+
+/// Keys looked at between two calls of the pause.
+const COMPACT_CHUNK: usize = 2_000;
+
+impl Compactor {
+    /// Forgets the `messageId`s first seen before `cutoff`. An id stored without a time (by a
+    /// store older than retention) is stamped `now`, so it expires one window later.
+    pub fn dedupe(
+        &self,
+        cutoff: Instant,
+        now: Instant,
+        pause: &dyn Fn(),
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for (n, item) in self.db.scan_prefix([SEEN]).enumerate() {
+            let (k, v) = item.map_err(err)?;
+            if n % COMPACT_CHUNK == COMPACT_CHUNK - 1 {
+                pause();
+            }
+            let seen = v.get(..8).and_then(be_u64).map(|t| t as Instant);
+            let new = match seen {
+                None => Some(now.to_be_bytes().to_vec()),
+                Some(t) if t < cutoff => None,
+                Some(_) => continue,
+            };
+            let gone = new.is_none();
+            if self
+                .db
+                .compare_and_swap(&k, Some(&v), new)
+                .map_err(err)?
+                .is_ok()
+                && gone
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes history records from the oldest on while `time_of` (the caller reads its
+    /// bytes) is before `cutoff`; stops at the first younger one, and always keeps the newest
+    /// record (the next sequence number is found from it at open).
+    pub fn history(
+        &self,
+        cutoff: Instant,
+        time_of: &dyn Fn(&[u8]) -> Option<Instant>,
+        pause: &dyn Fn(),
+    ) -> Result<u64, StoreError> {
+        let last = match self.db.scan_prefix([HISTORY]).keys().next_back() {
+            Some(k) => k.map_err(err)?,
+            None => return Ok(0),
+        };
+        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for item in self.db.scan_prefix([HISTORY]) {
+            let (k, v) = item.map_err(err)?;
+            if k == last || time_of(&v).map_or(true, |t| t >= cutoff) {
+                break;
+            }
+            batch.remove(k);
+            in_batch += 1;
+            if in_batch == COMPACT_CHUNK {
+                self.db
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(err)?;
+                removed += in_batch as u64;
+                in_batch = 0;
+                pause();
+            }
+        }
+        if in_batch > 0 {
+            self.db.apply_batch(batch).map_err(err)?;
+            removed += in_batch as u64;
+        }
+        Ok(removed)
+    }
+
+    /// Removes the outbox entries for which `expired` (the caller reads its bytes) says so;
+    /// an entry still in the dispatch queue is never removed (the caller says expired only
+    /// for finished ones).
+    pub fn outbox(
+        &self,
+        expired: &dyn Fn(&[u8]) -> bool,
+        pause: &dyn Fn(),
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for (n, item) in self.db.scan_prefix([OUTBOX]).enumerate() {
+            let (k, v) = item.map_err(err)?;
+            if n % COMPACT_CHUNK == COMPACT_CHUNK - 1 {
+                pause();
+            }
+            if !expired(&v) {
+                continue;
+            }
+            if self
+                .db
+                .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                .map_err(err)?
+                .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// Live entries of one kind of key (see the layout table).
 #[derive(Debug, Clone, Default)]
 pub struct KindUsage {
@@ -590,7 +733,11 @@ pub struct KindUsage {
 /// not be open elsewhere). Sled's own per-entry and log overhead is the directory's size
 /// minus these.
 pub fn space_by_kind(dir: &Path) -> Result<Vec<KindUsage>, StoreError> {
-    let db = sled::Config::new().path(dir).open().map_err(err)?;
+    let db = sled::Config::new()
+        .path(dir)
+        .use_compression(compressed(dir))
+        .open()
+        .map_err(err)?;
     let name = |prefix: u8| match prefix {
         CONTACT => "contact",
         TIMER => "timer",
