@@ -314,7 +314,10 @@ fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
     )?;
     let core_thread = std::thread::Builder::new()
         .name("flowc-core".into())
-        .spawn(move || core.run(core_rx))
+        .spawn({
+            let own = core_tx.clone();
+            move || core.run(core_rx, own)
+        })
         .map_err(|e| format!("cannot start the core: {e}"))?;
     let _watcher = reload::watch(
         loaded.root.clone(),

@@ -51,7 +51,6 @@ const HEAD_LOW: usize = 256;
 /// [`StoreReader`].
 pub struct SledStore {
     db: sled::Db,
-    dir: PathBuf,
     batch: sled::Batch,
     /// Operations in `batch`.
     batch_ops: usize,
@@ -61,7 +60,8 @@ pub struct SledStore {
     seen_overlay: std::collections::HashSet<String>,
     timers: TimerHead,
     next_history: u64,
-    sync: DirSync,
+    /// The thread that makes applied groups durable (see [`SledStore::commit_then`]).
+    syncer: Option<Syncer>,
     /// The caller's clock (see [`SledStore::set_now`]): when a `messageId` was first seen.
     now: Instant,
     /// What the last commit did (for metrics).
@@ -74,6 +74,81 @@ pub struct CommitStats {
     pub operations: usize,
     pub files_synced: usize,
     pub micros: u64,
+}
+
+/// Called on the sync thread once a group is durable (with its figures), or with the error
+/// that kept it from being so.
+pub type OnDurable = Box<dyn FnOnce(Result<CommitStats, StoreError>) + Send>;
+
+/// Groups applied but not yet synced, at most (back-pressure on the writer).
+pub const SYNC_QUEUE: usize = 4;
+
+struct SyncJob {
+    operations: usize,
+    started: std::time::Instant,
+    on_durable: OnDurable,
+}
+
+/// The sync thread: flush + fdatasync for every applied group, in order, several groups per
+/// sync when they queue up.
+struct Syncer {
+    jobs: std::sync::mpsc::SyncSender<SyncJob>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(db: sled::Db, dir: PathBuf) -> Result<Syncer, StoreError> {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<SyncJob>(SYNC_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("flowc-sync".into())
+            .spawn(move || {
+                let mut files = DirSync::default();
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        group.push(more);
+                    }
+                    let writes = group.iter().any(|j| j.operations > 0);
+                    let result = if writes {
+                        db.flush()
+                            .map_err(err)
+                            .and_then(|_| files.sync(&dir))
+                            .map_err(|e| e.0)
+                    } else {
+                        Ok(0)
+                    };
+                    for job in group {
+                        let done = match &result {
+                            Ok(files_synced) => Ok(CommitStats {
+                                operations: job.operations,
+                                files_synced: *files_synced,
+                                micros: u64::try_from(job.started.elapsed().as_micros())
+                                    .unwrap_or(u64::MAX),
+                            }),
+                            Err(e) => Err(StoreError(e.clone())),
+                        };
+                        (job.on_durable)(done);
+                    }
+                }
+            })
+            .map_err(|e| StoreError(format!("cannot start the sync thread: {e}")))?;
+        Ok(Syncer {
+            jobs,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SledStore {
+    /// Waits for the groups still being synced.
+    fn drop(&mut self) {
+        if let Some(mut syncer) = self.syncer.take() {
+            drop(syncer.jobs);
+            if let Some(t) = syncer.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 /// The next due timers in memory: every key of the index up to `cursor` (all of them when
@@ -105,9 +180,9 @@ impl SledStore {
             None => 0,
         };
         let count = db.scan_prefix([TIMER]).count();
+        let syncer = Some(Syncer::start(db.clone(), dir.to_path_buf())?);
         let mut store = SledStore {
             db,
-            dir: dir.to_path_buf(),
             batch: sled::Batch::default(),
             batch_ops: 0,
             overlay: HashMap::new(),
@@ -117,7 +192,7 @@ impl SledStore {
                 ..TimerHead::default()
             },
             next_history,
-            sync: DirSync::default(),
+            syncer,
             now: 0,
             last_commit: CommitStats::default(),
         };
@@ -155,16 +230,37 @@ impl SledStore {
         self.timers.count
     }
 
-    /// Writes the open group in one atomic batch and makes it durable.
-    ///
-    /// What is done, exactly: `Tree::apply_batch` (atomic: after a crash all of the group or
-    /// none of it is there), `Db::flush` (sled writes its log buffers to the `db` file and calls
-    /// `sync_file_range`, which is not a durability barrier: sled issue #1452), then
-    /// `fdatasync` of the `db` file, `fsync` of every other file in the directory that changed
-    /// since the last commit (`conf`, `snap.*`, files under `blobs/`), and `fsync` of the
-    /// directory (and of `blobs/`) when a file appeared or went away. Only then does the caller
-    /// acknowledge anything.
+    /// Writes the open group in one atomic batch and makes it durable; returns once it is.
+    /// (The daemon's core uses [`SledStore::commit_then`], which does the same without
+    /// waiting.)
     pub fn commit(&mut self) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.commit_then(Box::new(move |result| {
+            let _ = tx.send(result);
+        }))?;
+        let stats = rx
+            .recv()
+            .map_err(|_| StoreError("the sync thread stopped".into()))??;
+        self.last_commit = stats;
+        Ok(())
+    }
+
+    /// Writes the open group in one atomic batch now, and calls `on_durable` on the store's
+    /// sync thread once it is durable (or could not be made so), so that the caller can go on
+    /// with the next group while the disk syncs this one.
+    ///
+    /// What is done, exactly: `Tree::apply_batch` here (atomic: after a crash all of the group
+    /// or none of it is there; readers of this store see it at once). Then, on the sync thread,
+    /// in commit order: `Db::flush` (sled writes its log buffers to the `db` file and calls
+    /// `sync_file_range`, which is not a durability barrier: sled issue #1452), `fdatasync` of
+    /// the `db` file, `fsync` of every other file in the directory that changed since the last
+    /// sync (`conf`, `snap.*`, files under `blobs/`), and `fsync` of the directory (and of
+    /// `blobs/`) when a file appeared or went away. Only then is `on_durable` called, and only
+    /// then may the caller acknowledge anything of the group. Groups that queue up while a
+    /// sync runs share the next one (one flush and one `fdatasync` for all of them); callbacks
+    /// run in commit order, so a group is never reported durable before an earlier one. At
+    /// most [`SYNC_QUEUE`] groups wait for the disk: the next commit blocks until one is done.
+    pub fn commit_then(&mut self, on_durable: OnDurable) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let operations = self.batch_ops;
         if operations > 0 {
@@ -174,21 +270,21 @@ impl SledStore {
         }
         self.overlay.clear();
         self.seen_overlay.clear();
-        let files_synced = if operations > 0 {
-            self.db.flush().map_err(err)?;
-            self.sync.sync(&self.dir)?
-        } else {
-            0
-        };
         if self.timers.head.len() < HEAD_LOW && !self.timers.exhausted {
             self.refill()?;
         }
-        self.last_commit = CommitStats {
+        let job = SyncJob {
             operations,
-            files_synced,
-            micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            started,
+            on_durable,
         };
-        Ok(())
+        match &self.syncer {
+            Some(s) => s
+                .jobs
+                .send(job)
+                .map_err(|_| StoreError("the sync thread stopped".into())),
+            None => Err(StoreError("the store is closed".into())),
+        }
     }
 
     /// Puts metadata (in the open group).
