@@ -434,7 +434,7 @@ impl Core {
                 engine.apply(&record.contact, state, Input::Record(record), now, &mut out)
             })
             .map_err(|e| e.to_string())?;
-        self.store.append_history(&super::record_json(record));
+        self.store.append_history(&super::record_bytes(record));
         self.metrics.events_in.fetch_add(1, Ordering::Relaxed);
         let cause = match &record.message_id {
             Some(id) => format!("record:{id}"),

@@ -84,14 +84,10 @@ pub fn compact(
     Ok(removed)
 }
 
-/// A history record's own timestamp (`super::record_json`).
+/// A history record's own timestamp (either stored form: `super::history_value`).
 fn history_time(bytes: &[u8]) -> Option<Instant> {
-    #[derive(serde::Deserialize)]
-    struct Stamp {
-        timestamp: String,
-    }
-    let stamp: Stamp = serde_json::from_slice(bytes).ok()?;
-    chrono::DateTime::parse_from_rfc3339(&stamp.timestamp)
+    let value = super::history_value(bytes)?;
+    chrono::DateTime::parse_from_rfc3339(value.get("timestamp")?.as_str()?)
         .ok()
         .map(|t| t.timestamp())
 }

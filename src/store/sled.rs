@@ -163,15 +163,24 @@ struct TimerHead {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`; a new store is not compressed.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_with(dir, false)
+    }
+
+    /// Opens (or creates) the store in `dir`; a new one compresses its log with zstd when
+    /// `compress` (`[store] compression`): about half the disk, at a large cost in CPU
+    /// (sled compresses every page write with a fresh zstd context; docs/performance.md). An
+    /// existing store keeps what it was created with.
+    pub fn open_with(dir: &Path, compress: bool) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
             .cache_capacity(256 * 1024 * 1024)
-            .use_compression(compressed(dir))
+            .use_compression(compressed(dir, compress))
+            .compression_factor(1)
             .open()
             .map_err(|e| StoreError(format!("cannot open the store `{}`: {e}", dir.display())))?;
         let next_history = match db.scan_prefix([HISTORY]).keys().next_back() {
@@ -690,13 +699,16 @@ impl DirSync {
     }
 }
 
-/// Whether the store in `dir` compresses its log with zstd: a new store does; an existing
-/// one keeps what it was created with (sled's `conf` file says; sled refuses to open a store
-/// with the other setting), so stores written before compression was turned on still open.
-fn compressed(dir: &Path) -> bool {
-    match std::fs::read_to_string(dir.join("conf")) {
-        Ok(text) => text.lines().any(|l| l.trim() == "use_compression: true"),
-        Err(_) => true,
+/// Whether the store in `dir` compresses its log with zstd: a new store as `new_store` says;
+/// an existing one keeps what it was created with (sled's `conf` file says; sled refuses to
+/// open a store with the other setting), so a store opens whatever the setting is now.
+fn compressed(dir: &Path, new_store: bool) -> bool {
+    // The file ends in a binary CRC: read it as bytes.
+    match std::fs::read(dir.join("conf")) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes)
+            .lines()
+            .any(|l| l.trim() == "use_compression: true"),
+        Err(_) => new_store,
     }
 }
 
@@ -831,7 +843,7 @@ pub struct KindUsage {
 pub fn space_by_kind(dir: &Path) -> Result<Vec<KindUsage>, StoreError> {
     let db = sled::Config::new()
         .path(dir)
-        .use_compression(compressed(dir))
+        .use_compression(compressed(dir, false))
         .open()
         .map_err(err)?;
     let name = |prefix: u8| match prefix {
@@ -1010,6 +1022,27 @@ mod tests {
         let a = store.load("a").unwrap().unwrap();
         assert_eq!(a.traits["email"], "a@x");
         assert_eq!(store.contacts(), vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn a_store_opens_whatever_compression_it_was_created_with() {
+        for created_compressed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let mut store = SledStore::open_with(dir.path(), created_compressed).unwrap();
+                store.save("a", &state(Some(7))).unwrap();
+                store.commit().unwrap();
+            }
+            for now_compressed in [false, true] {
+                let mut store = SledStore::open_with(dir.path(), now_compressed).unwrap();
+                assert_eq!(store.load("a").unwrap().unwrap().wake, Some(7));
+                assert_eq!(store.next_due(), Some((7, "a".to_string())));
+            }
+            assert_eq!(
+                compressed(dir.path(), !created_compressed),
+                created_compressed
+            );
+        }
     }
 
     #[test]

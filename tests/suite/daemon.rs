@@ -2134,3 +2134,35 @@ fn retention_forgets_old_ids_history_and_finished_entries_and_keeps_the_window()
         "the retry stays queued"
     );
 }
+
+#[test]
+fn the_compact_history_form_reads_back_as_the_json_form_and_old_json_still_reads() {
+    let mut traits = serde_json::Map::new();
+    traits.insert("email".into(), json!("a@x.example"));
+    let mut properties = serde_json::Map::new();
+    properties.insert("total".into(), json!(42.5));
+    properties.insert("items".into(), json!([1, 2, {"sku": "x"}]));
+    let record = flowc::events::Record {
+        line: 1,
+        kind: flowc::events::RecordKind::Track,
+        contact: "c1".into(),
+        time: 1_764_000_000,
+        nanos: 250_000_000,
+        message_id: Some("m1".into()),
+        event: "order_completed".into(),
+        traits,
+        properties,
+    };
+    let json_form = flowc::daemon::record_json(&record);
+    let compact = flowc::daemon::record_bytes(&record);
+    assert!(
+        compact.len() * 2 < json_form.len(),
+        "{} vs {}",
+        compact.len(),
+        json_form.len()
+    );
+    let from_json = flowc::daemon::history_value(&json_form).unwrap();
+    assert_eq!(flowc::daemon::history_value(&compact).unwrap(), from_json);
+    assert_eq!(from_json["timestamp"], "2025-11-24T16:00:00.250Z");
+    assert_eq!(from_json["properties"]["items"][2]["sku"], "x");
+}
