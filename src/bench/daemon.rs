@@ -399,6 +399,8 @@ fn one_round(
         }
         if wants("daemon-latency") {
             say(&format!("{} orders at 10,000/s", sizes.steady));
+            // On a quiet daemon: the sends of the timers above dispatched first.
+            wait_for_zero(&daemon.addr, "flowc_outbox_depth")?;
             let floor = dir.join("floor");
             std::fs::create_dir_all(&floor).map_err(io)?;
             let per = crate::store::sled::fsync_floor(&floor, 200)
@@ -631,6 +633,21 @@ fn wait_for(addr: &str, name: &str, target: f64) -> Result<f64, BenchError> {
             return Err(BenchError(format!("{name} stayed at {v} (< {target})")));
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Polls a gauge until it is 0 (at most 10 minutes).
+fn wait_for_zero(addr: &str, name: &str) -> Result<(), BenchError> {
+    let deadline = Clock::now() + Duration::from_secs(600);
+    loop {
+        let v = metric(addr, name)?;
+        if v == 0.0 {
+            return Ok(());
+        }
+        if Clock::now() > deadline {
+            return Err(BenchError(format!("{name} stayed at {v}")));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -7,8 +7,8 @@
 //! assert anything about time (CI runs `--quick` only to prove the suite works), or be used
 //! by any command. It reads the wall clock, which is why it lives outside `engine`.
 //!
-//! Daemon figures (HTTP ingestion, durable events/s, timers over sled, cold start, reload)
-//! slot in as further sections: a function that returns [`Figure`]s, called from [`run`].
+//! The daemon's figures (HTTP ingestion, durable events/s, timers over sled, cold start,
+//! reload) are [`daemon`]'s sections, run against the real binary when there is one.
 
 pub mod daemon;
 pub mod workload;

@@ -42,6 +42,8 @@ const OUTBOX: u8 = b'o';
 const OUTBOX_DUE: u8 = b'q';
 const HISTORY: u8 = b'h';
 const META: u8 = b'v';
+/// The metadata name under which the number of timer keys is kept.
+const TIMER_COUNT: &str = "store:timers";
 
 /// How many timer keys the in-memory head holds after a refill, and when it is refilled.
 const HEAD_FILL: usize = 4096;
@@ -160,6 +162,8 @@ struct TimerHead {
     exhausted: bool,
     /// Keys in the index (on disk or in the open batch).
     count: usize,
+    /// The count last written to the store (`TIMER_COUNT`).
+    stored_count: usize,
 }
 
 impl SledStore {
@@ -188,7 +192,13 @@ impl SledStore {
             Some(Err(e)) => return Err(err(e)),
             None => 0,
         };
-        let count = db.scan_prefix([TIMER]).count();
+        // The number of timer keys is kept with every group that changes it (so a cold start
+        // with a million waiting instances does not count them); a store written before that
+        // is counted once.
+        let count = match db.get(key(META, TIMER_COUNT.as_bytes())).map_err(err)? {
+            Some(v) => be_u64(&v).map_or(0, |n| n as usize),
+            None => db.scan_prefix([TIMER]).count(),
+        };
         let syncer = Some(Syncer::start(db.clone(), dir.to_path_buf())?);
         let mut store = SledStore {
             db,
@@ -198,6 +208,7 @@ impl SledStore {
             seen_overlay: Default::default(),
             timers: TimerHead {
                 count,
+                stored_count: usize::MAX,
                 ..TimerHead::default()
             },
             next_history,
@@ -271,6 +282,11 @@ impl SledStore {
     /// most [`SYNC_QUEUE`] groups wait for the disk: the next commit blocks until one is done.
     pub fn commit_then(&mut self, on_durable: OnDurable) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
+        if self.batch_ops > 0 && self.timers.count != self.timers.stored_count {
+            let count = (self.timers.count as u64).to_be_bytes().to_vec();
+            self.put(key(META, TIMER_COUNT.as_bytes()), count);
+            self.timers.stored_count = self.timers.count;
+        }
         let operations = self.batch_ops;
         if operations > 0 {
             let batch = std::mem::take(&mut self.batch);
