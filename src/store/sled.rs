@@ -3,9 +3,11 @@
 //! Owns: the on-disk layout (one sled tree, keys prefixed by kind so that one `Batch` covers a
 //! whole group atomically), the encoding of contact states (MessagePack, see below), the
 //! time-ordered timer index and its in-memory head, `messageId` dedupe, the outbox (entries and
-//! their due index), the event history log, small metadata, and real durability (see
-//! [`SledStore::commit`]).
-//! Must not: decide anything about flows or deliveries (the engine and the daemon do), or be
+//! their due index), the event history log, small metadata, real durability on a sync thread
+//! of its own (see [`SledStore::commit_then`]), the removals of retention ([`Compactor`]),
+//! and the benchmark's raw sled baseline ([`raw_ceiling`], [`space_by_kind`]).
+//! Must not: decide anything about flows or deliveries (the engine and the daemon do), or what
+//! retention keeps (`daemon::retention` does), or be
 //! imported around: this is the only module that names sled (docs/architecture.md, invariant 3).
 //!
 //! Layout (one key space; `BE` = big-endian, `wake` = seconds with the sign bit flipped so that
@@ -15,11 +17,11 @@
 //! |---|---|
 //! | `c` contact | contact state, MessagePack |
 //! | `t` BE(wake) contact | empty: the timer index |
-//! | `m` messageId | empty: applied message ids |
+//! | `m` messageId | BE(instant first seen), for retention (empty in older stores) |
 //! | `o` contact `\0` idempotency key | outbox entry (the caller's bytes) |
 //! | `q` BE(next try) contact `\0` idempotency key | empty: outbox entries to dispatch |
-//! | `h` BE(sequence) | one applied record, JSON |
-//! | `v` name | metadata (the caller's bytes) |
+//! | `h` BE(sequence) | one applied record (the caller's bytes) |
+//! | `v` name | metadata (the caller's bytes); `v store:timers`: BE(number of timer keys) |
 //!
 //! Writes of a group are collected in memory (readers of this store see them at once) and go
 //! to disk in one atomic `apply_batch` at [`SledStore::commit`].
