@@ -8,10 +8,11 @@
 //! assert anything about time (CI runs `--quick` only to prove the suite works), or be used
 //! by any command. It reads the wall clock, which is why it lives outside `engine`.
 //!
-//! Daemon figures (HTTP ingestion, durable events/s, timers over sled, cold start, reload)
-//! slot in as further sections: a function that returns [`Figure`]s, called from [`run`].
+//! The daemon's figures (HTTP ingestion, durable events/s, timers over sled, cold start,
+//! reload) are [`daemon`]'s sections, run against the real binary when there is one.
 
 pub mod check;
+pub mod daemon;
 pub mod workload;
 
 use crate::compile::CompiledProject;
@@ -220,6 +221,9 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
         for &lines in &options.check_lines {
             push(&mut report, check::section(options, lines)?);
         }
+    }
+    if let Some(binary) = &options.flowc_binary {
+        daemon::run(options, binary, &mut |figures| push(&mut report, figures))?;
     }
     Ok(report)
 }

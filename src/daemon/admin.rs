@@ -239,7 +239,7 @@ fn history_page(
                 return Ok(page);
             };
             for (seq, bytes) in r.history(from, PAGE).map_err(|e| e.to_string())? {
-                if let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&bytes) {
+                if let Some(Value::Object(object)) = super::history_value(&bytes) {
                     page.push((seq, object));
                 }
             }

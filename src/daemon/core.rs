@@ -1,8 +1,10 @@
 //! The daemon's core: the one thread that writes the store.
 //!
-//! Owns: group commit (a group closes after ~2 ms or [`MAX_GROUP_EVENTS`] records; its writes go
-//! to the store in one atomic batch and are made durable before any request of the group is
-//! acknowledged), the wall-clock timer loop (due timers fire once, in time order; after a
+//! Owns: group commit (a group takes the inputs waiting when it opens, at most
+//! [`MAX_GROUP_EVENTS`] records; its writes go to the store in one atomic batch, the store's
+//! sync thread makes it durable while this thread goes on with the next group, and no request
+//! of the group is acknowledged, and none of its outbox entries dispatched, before it is
+//! durable), the wall-clock timer loop (due timers fire once, in time order; after a
 //! restart every overdue timer fires once), schedule ticks, turning delivery decisions into
 //! outbox entries, the dispatch queue (dry-run file or worker pool, retries with backoff, dead
 //! letters, hard-bounce suppression), and switching to a reloaded project version.
@@ -30,8 +32,6 @@ use std::time::Duration;
 /// messageId, history, outbox), so a group's batch stays around 1,000 operations. One request
 /// is never split: a larger request is one group of its own.
 pub const MAX_GROUP_EVENTS: usize = 200;
-/// How long a group stays open after its first input.
-const GROUP_WINDOW: Duration = Duration::from_millis(2);
 /// Timer wake-ups handled per group at most.
 const MAX_GROUP_TIMERS: usize = 250;
 /// Contacts visited per group by a schedule tick.
@@ -76,6 +76,8 @@ pub enum Command {
     Reload(Arc<Loaded>),
     /// Finish what is in flight, commit, and stop; answers when done.
     Shutdown(Sender<()>),
+    /// The groups up to this one are durable (sent by the store's sync thread).
+    Durable(u64),
 }
 
 impl Command {
@@ -117,13 +119,44 @@ pub struct Core {
     schedules: Vec<(Instant, Schedule, Option<String>)>,
     /// Called with the new project after a reload (senders, links).
     pub on_reload: OnReload,
+    /// This core's own command channel (the sync thread reports durable groups on it; set by
+    /// [`Core::run`]).
+    own: Option<Sender<Command>>,
+    /// The open group's number.
+    group: u64,
+    /// Outbox entries decided in groups not yet durable: (group, queue entry).
+    undurable: Vec<(u64, (Instant, String, String))>,
 }
 
-/// The wall clock in whole seconds.
+/// The wall clock in whole seconds (plus [`clock_offset`]).
 pub fn wall_now() -> Instant {
-    std::time::SystemTime::now()
+    i64::try_from(wall_since_epoch().as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The wall clock since the epoch, plus [`clock_offset`].
+fn wall_since_epoch() -> Duration {
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    let offset = clock_offset();
+    if offset >= 0 {
+        now + Duration::from_secs(offset.unsigned_abs())
+    } else {
+        now.saturating_sub(Duration::from_secs(offset.unsigned_abs()))
+    }
+}
+
+/// Seconds added to the daemon's wall clock: `FLOWC_CLOCK_OFFSET_SECONDS` (default 0), read
+/// once. Benchmarks and tests use it to start a daemon an hour "later" on a store whose
+/// timers are then all due at once (docs/runtime.md).
+pub fn clock_offset() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var("FLOWC_CLOCK_OFFSET_SECONDS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 impl Core {
@@ -136,6 +169,8 @@ impl Core {
         retry: RetryPolicy,
         on_reload: OnReload,
     ) -> Result<Core, String> {
+        let mut store = store;
+        store.set_now(wall_now());
         let queue: BTreeSet<_> = store
             .outbox_queue()
             .map_err(|e| e.to_string())?
@@ -151,6 +186,9 @@ impl Core {
             queue,
             schedules: Vec::new(),
             on_reload,
+            own: None,
+            group: 0,
+            undurable: Vec::new(),
         };
         core.load_schedules()?;
         let loaded = core.loaded.clone();
@@ -188,8 +226,10 @@ impl Core {
         self.store.commit().map_err(|e| e.to_string())
     }
 
-    /// Runs until a shutdown command (or until every handle is dropped).
-    pub fn run(mut self, rx: Receiver<Command>) {
+    /// Runs until a shutdown command; `own` sends to `rx` (the sync thread reports durable
+    /// groups on it).
+    pub fn run(mut self, rx: Receiver<Command>, own: Sender<Command>) {
+        self.own = Some(own);
         let mut shutdown: Option<Sender<()>> = None;
         let mut draining_since: Option<std::time::Instant> = None;
         loop {
@@ -205,14 +245,12 @@ impl Core {
                     }
                 }
             }
-            let opened = std::time::Instant::now();
+            // The group takes what is waiting now, and no more than MAX_GROUP_EVENTS: it
+            // does not wait for more (while the disk syncs one group the next one fills up,
+            // which is the batching; waiting would only add latency).
             let mut records: usize = group.iter().map(Command::records).sum();
             while !group.is_empty() && records < MAX_GROUP_EVENTS {
-                let left = GROUP_WINDOW.saturating_sub(opened.elapsed());
-                if left.is_zero() {
-                    break;
-                }
-                match rx.recv_timeout(left) {
+                match rx.try_recv() {
                     Ok(command) => {
                         records += command.records();
                         group.push(command);
@@ -222,32 +260,11 @@ impl Core {
             }
             let mut replies = Vec::new();
             let mut reload = None;
+            self.store.set_now(wall_now());
             self.process(group, &mut replies, &mut reload, &mut shutdown);
             self.fire_timers();
             self.tick_schedules();
-            let committed = self.store.commit();
-            self.metrics.commits.fetch_add(1, Ordering::Relaxed);
-            self.metrics
-                .commit_latency
-                .observe(Duration::from_micros(self.store.last_commit.micros));
-            match committed {
-                Ok(()) => {
-                    for (reply, n) in replies {
-                        reply.send(Ok(n));
-                    }
-                }
-                Err(e) => {
-                    // What is in memory (the open group, the timer head) no longer matches
-                    // the disk: refuse the group and stop, so that a restart recovers from
-                    // what is durable (crash-only).
-                    tracing::error!(error = %e, "the store could not commit; requests of this group are refused and the daemon stops");
-                    for (reply, _) in replies {
-                        reply.send(Err(e.to_string()));
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                    std::process::exit(2);
-                }
-            }
+            self.commit_group(replies);
             if let Some(loaded) = reload {
                 self.switch(loaded);
             }
@@ -269,6 +286,55 @@ impl Core {
         }
     }
 
+    /// Applies the group and has it synced; its requests are answered, and its outbox entries
+    /// handed to dispatch (`Command::Durable`), only once it is durable.
+    fn commit_group(&mut self, replies: Vec<(Reply, usize)>) {
+        if self.store.pending_operations() == 0 && replies.is_empty() {
+            return;
+        }
+        let group = self.group;
+        self.group += 1;
+        let own = self.own.clone();
+        let metrics = self.metrics.clone();
+        let on_durable: crate::store::sled::OnDurable = Box::new(move |result| match result {
+            Ok(stats) => {
+                metrics.commits.fetch_add(1, Ordering::Relaxed);
+                metrics
+                    .commit_latency
+                    .observe(Duration::from_micros(stats.micros));
+                for (reply, n) in replies {
+                    reply.send(Ok(n));
+                }
+                if let Some(own) = own {
+                    let _ = own.send(Command::Durable(group));
+                }
+            }
+            Err(e) => refuse_and_stop(replies, &e.to_string()),
+        });
+        if let Err(e) = self.store.commit_then(on_durable) {
+            // The callback was not queued (it is dropped with its replies, which answers
+            // them as failed); stop as below.
+            tracing::error!(error = %e, "the store could not commit; the daemon stops");
+            std::thread::sleep(Duration::from_millis(200));
+            std::process::exit(2);
+        }
+    }
+
+    /// Outbox entries of groups up to `group` are durable: they may be dispatched.
+    fn durable(&mut self, group: u64) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.undurable)
+            .into_iter()
+            .partition(|(g, _)| *g <= group);
+        self.undurable = waiting;
+        self.queue.extend(ready.into_iter().map(|(_, entry)| entry));
+    }
+
+    /// Queues an outbox entry for dispatch once the open group is durable.
+    fn queue_after_commit(&mut self, due: Instant, contact: &str, key: &str) {
+        self.undurable
+            .push((self.group, (due, contact.to_string(), key.to_string())));
+    }
+
     /// How long to wait for a command: until the next timer, tick or outbox entry is due.
     fn wait_time(&self) -> Duration {
         let mut next = Instant::MAX;
@@ -287,9 +353,7 @@ impl Core {
         if next == Instant::MAX {
             return cap;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = wall_since_epoch();
         let due = Duration::from_secs(u64::try_from(next.max(0)).unwrap_or(0));
         due.saturating_sub(now).min(cap)
     }
@@ -347,6 +411,7 @@ impl Core {
                 Command::DryRunWritten(batch, result) => self.written(batch, result),
                 Command::Reload(next) => *reload = Some(next),
                 Command::Shutdown(done) => *shutdown = Some(done),
+                Command::Durable(group) => self.durable(group),
             }
         }
     }
@@ -369,7 +434,7 @@ impl Core {
                 engine.apply(&record.contact, state, Input::Record(record), now, &mut out)
             })
             .map_err(|e| e.to_string())?;
-        self.store.append_history(&super::record_json(record));
+        self.store.append_history(&super::record_bytes(record));
         self.metrics.events_in.fetch_add(1, Ordering::Relaxed);
         let cause = match &record.message_id {
             Some(id) => format!("record:{id}"),
@@ -482,8 +547,7 @@ impl Core {
             self.store
                 .put_outbox(&entry.contact, &entry.key, &entry.encode(), None, due);
             if let Some(t) = due {
-                self.queue
-                    .insert((t, entry.contact.clone(), entry.key.clone()));
+                self.queue_after_commit(t, &entry.contact, &entry.key);
             }
         }
     }
@@ -700,8 +764,7 @@ impl Core {
             next,
         );
         if let Some(t) = next {
-            self.queue
-                .insert((t, entry.contact.clone(), entry.key.clone()));
+            self.queue_after_commit(t, &entry.contact, &entry.key);
         }
         if let Some(record) = bounce {
             if let Err(e) = self.apply_record(engine, &record) {
@@ -753,6 +816,17 @@ impl Core {
             }
         }
     }
+}
+
+/// What is in memory (the open group, the timer head) no longer matches the disk: refuse the
+/// group and stop, so that a restart recovers from what is durable (crash-only).
+fn refuse_and_stop(replies: Vec<(Reply, usize)>, error: &str) {
+    tracing::error!(error = %error, "the store could not commit; requests of this group are refused and the daemon stops");
+    for (reply, _) in replies {
+        reply.send(Err(error.to_string()));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    std::process::exit(2);
 }
 
 /// Where a schedule's progress is kept: `tick:FLOW` for a flow's first `when every` line,

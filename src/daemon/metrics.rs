@@ -69,6 +69,11 @@ pub struct Metrics {
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
     pub commits: AtomicU64,
+    /// Retention passes finished, and what they removed (`super::retention`).
+    pub compactions: AtomicU64,
+    pub compacted_dedupe: AtomicU64,
+    pub compacted_history: AtomicU64,
+    pub compacted_outbox: AtomicU64,
     /// (status, channel) → count: `sent`, `skipped`, `failed` (retry), `dead`, `dry_run`.
     pub deliveries: Mutex<BTreeMap<(String, String), u64>>,
     /// From the request to its durable acknowledgement.
@@ -77,6 +82,8 @@ pub struct Metrics {
     pub commit_latency: Histogram,
     /// One send through a channel.
     pub send_latency: Histogram,
+    /// One retention pass.
+    pub compaction_latency: Histogram,
 }
 
 impl Metrics {
@@ -167,6 +174,28 @@ impl Metrics {
             &self.commits,
             "counter",
         );
+        counter(
+            &mut out,
+            "flowc_compactions_total",
+            "Retention passes finished.",
+            &self.compactions,
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flowc_compacted_total Entries retention removed, by kind.\n# TYPE flowc_compacted_total counter"
+        );
+        for (kind, v) in [
+            ("dedupe", &self.compacted_dedupe),
+            ("history", &self.compacted_history),
+            ("outbox", &self.compacted_outbox),
+        ] {
+            let _ = writeln!(
+                out,
+                "flowc_compacted_total{{kind=\"{kind}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP flowc_deliveries_total Delivery decisions and send outcomes.\n# TYPE flowc_deliveries_total counter"
@@ -193,6 +222,11 @@ impl Metrics {
             &mut out,
             "flowc_send_latency_seconds",
             "One send through a channel.",
+        );
+        self.compaction_latency.render(
+            &mut out,
+            "flowc_compaction_seconds",
+            "One retention pass (background, beside ingestion).",
         );
         out
     }

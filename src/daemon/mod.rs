@@ -16,6 +16,7 @@ pub mod core;
 pub mod metrics;
 pub mod outbox;
 pub mod reload;
+pub mod retention;
 pub mod trace;
 pub mod versions;
 
@@ -86,32 +87,81 @@ pub fn load(root: &Path) -> Result<Loaded, String> {
     })
 }
 
-/// One applied record as a line of the history log (Segment shape).
+/// One applied record as the history log keeps it: MessagePack, a positional array
+/// (`StoredRecord`), well under half the JSON line. [`history_value`] reads it back (and the
+/// JSON lines that stores written before this format hold).
+pub fn record_bytes(record: &Record) -> Vec<u8> {
+    rmp_serde::to_vec(&StoredRecord::of(record)).unwrap_or_else(|_| record_json(record))
+}
+
+/// One applied record as a line of the history log's JSON form (Segment shape).
 pub fn record_json(record: &Record) -> Vec<u8> {
-    let mut object = serde_json::Map::new();
-    let kind = match record.kind {
-        RecordKind::Identify => "identify",
-        RecordKind::Track => "track",
-    };
-    object.insert("type".into(), kind.into());
-    object.insert("userId".into(), record.contact.clone().into());
-    if record.kind == RecordKind::Track {
-        object.insert("event".into(), record.event.clone().into());
+    serde_json::to_vec(&StoredRecord::of(record).into_object()).unwrap_or_default()
+}
+
+/// A stored history record as its JSON object (Segment shape, as [`record_json`] writes it),
+/// whichever form it was stored in.
+pub fn history_value(bytes: &[u8]) -> Option<serde_json::Value> {
+    if bytes.first() == Some(&b'{') {
+        return serde_json::from_slice(bytes).ok();
     }
-    let time = chrono::DateTime::from_timestamp(record.time, record.nanos)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default();
-    object.insert("timestamp".into(), time.into());
-    if let Some(id) = &record.message_id {
-        object.insert("messageId".into(), id.clone().into());
+    let stored: StoredRecord = rmp_serde::from_slice(bytes).ok()?;
+    Some(serde_json::Value::Object(stored.into_object()))
+}
+
+/// A history record in the compact form of [`record_bytes`] (field order is the format).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRecord {
+    identify: bool,
+    contact: String,
+    event: String,
+    time: i64,
+    nanos: u32,
+    message_id: Option<String>,
+    traits: serde_json::Map<String, serde_json::Value>,
+    properties: serde_json::Map<String, serde_json::Value>,
+}
+
+impl StoredRecord {
+    fn of(record: &Record) -> StoredRecord {
+        StoredRecord {
+            identify: record.kind == RecordKind::Identify,
+            contact: record.contact.clone(),
+            event: record.event.clone(),
+            time: record.time,
+            nanos: record.nanos,
+            message_id: record.message_id.clone(),
+            traits: record.traits.clone(),
+            properties: record.properties.clone(),
+        }
     }
-    if !record.traits.is_empty() {
-        object.insert("traits".into(), record.traits.clone().into());
+
+    /// The Segment-shaped JSON object.
+    fn into_object(self) -> serde_json::Map<String, serde_json::Value> {
+        let mut object = serde_json::Map::new();
+        object.insert(
+            "type".into(),
+            if self.identify { "identify" } else { "track" }.into(),
+        );
+        object.insert("userId".into(), self.contact.into());
+        if !self.identify {
+            object.insert("event".into(), self.event.into());
+        }
+        let stamp = chrono::DateTime::from_timestamp(self.time, self.nanos)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .unwrap_or_default();
+        object.insert("timestamp".into(), stamp.into());
+        if let Some(id) = self.message_id {
+            object.insert("messageId".into(), id.into());
+        }
+        if !self.traits.is_empty() {
+            object.insert("traits".into(), self.traits.into());
+        }
+        if !self.properties.is_empty() {
+            object.insert("properties".into(), self.properties.into());
+        }
+        object
     }
-    if !record.properties.is_empty() {
-        object.insert("properties".into(), record.properties.clone().into());
-    }
-    serde_json::to_vec(&object).unwrap_or_default()
 }
 
 /// The resolved settings of one daemon.
@@ -221,7 +271,11 @@ pub fn command(args: &RunArgs) -> u8 {
 fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
     let mut config = loaded.config.clone();
     config.server.listen = settings.listen.to_string();
-    let mut store = SledStore::open(&settings.data).map_err(|e| e.to_string())?;
+    let mut store = SledStore::open_with(
+        &settings.data,
+        loaded.config.store.compression.unwrap_or(false),
+    )
+    .map_err(|e| e.to_string())?;
     // States are kept in the ids of the project that wrote them: carry them over, keeping
     // old flow versions that still have running instances.
     let mut loaded = loaded;
@@ -303,6 +357,11 @@ fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
         })
     };
     let reader = store.reader();
+    retention::start(
+        store.compactor(),
+        retention::Windows::from_config(&config.store),
+        metrics.clone(),
+    );
     let core = core::Core::new(
         store,
         loaded.clone(),
@@ -314,7 +373,10 @@ fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
     )?;
     let core_thread = std::thread::Builder::new()
         .name("flowc-core".into())
-        .spawn(move || core.run(core_rx))
+        .spawn({
+            let own = core_tx.clone();
+            move || core.run(core_rx, own)
+        })
         .map_err(|e| format!("cannot start the core: {e}"))?;
     let _watcher = reload::watch(
         loaded.root.clone(),

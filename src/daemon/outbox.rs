@@ -81,12 +81,19 @@ pub struct OutboxEntry {
 }
 
 impl OutboxEntry {
+    /// The stored form: MessagePack with field names (the optional fields are skipped when
+    /// empty, so a positional form could not be read back).
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        rmp_serde::to_vec_named(self)
+            .unwrap_or_else(|_| serde_json::to_vec(self).unwrap_or_default())
     }
 
+    /// Reads the stored form, or the JSON that stores written before it hold.
     pub fn decode(bytes: &[u8]) -> Option<OutboxEntry> {
-        serde_json::from_slice(bytes).ok()
+        if bytes.first() == Some(&b'{') {
+            return serde_json::from_slice(bytes).ok();
+        }
+        rmp_serde::from_slice(bytes).ok()
     }
 }
 

@@ -47,7 +47,7 @@ pub fn contact_trace(
             break;
         };
         for (seq, bytes) in &page {
-            let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+            let Some(value) = super::history_value(bytes) else {
                 continue;
             };
             if value.get("userId").and_then(serde_json::Value::as_str) != Some(contact) {

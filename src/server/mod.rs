@@ -485,7 +485,7 @@ async fn events(
     };
     let mut text = String::new();
     for (seq, bytes) in rows {
-        if let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(&bytes) {
+        if let Some(Value::Object(mut object)) = crate::daemon::history_value(&bytes) {
             object.insert("seq".into(), json!(seq));
             text.push_str(&Value::Object(object).to_string());
             text.push('\n');

@@ -3,9 +3,11 @@
 //! Owns: the on-disk layout (one sled tree, keys prefixed by kind so that one `Batch` covers a
 //! whole group atomically), the encoding of contact states (MessagePack, see below), the
 //! time-ordered timer index and its in-memory head, `messageId` dedupe, the outbox (entries and
-//! their due index), the event history log, small metadata, and real durability (see
-//! [`SledStore::commit`]).
-//! Must not: decide anything about flows or deliveries (the engine and the daemon do), or be
+//! their due index), the event history log, small metadata, real durability on a sync thread
+//! of its own (see [`SledStore::commit_then`]), the removals of retention ([`Compactor`]),
+//! and the benchmark's raw sled baseline ([`raw_ceiling`], [`space_by_kind`]).
+//! Must not: decide anything about flows or deliveries (the engine and the daemon do), or what
+//! retention keeps (`daemon::retention` does), or be
 //! imported around: this is the only module that names sled (docs/architecture.md, invariant 3).
 //!
 //! Layout (one key space; `BE` = big-endian, `wake` = seconds with the sign bit flipped so that
@@ -15,11 +17,11 @@
 //! |---|---|
 //! | `c` contact | contact state, MessagePack |
 //! | `t` BE(wake) contact | empty: the timer index |
-//! | `m` messageId | empty: applied message ids |
+//! | `m` messageId | BE(instant first seen), for retention (empty in older stores) |
 //! | `o` contact `\0` idempotency key | outbox entry (the caller's bytes) |
 //! | `q` BE(next try) contact `\0` idempotency key | empty: outbox entries to dispatch |
-//! | `h` BE(sequence) | one applied record, JSON |
-//! | `v` name | metadata (the caller's bytes) |
+//! | `h` BE(sequence) | one applied record (the caller's bytes) |
+//! | `v` name | metadata (the caller's bytes); `v store:timers`: BE(number of timer keys) |
 //!
 //! Writes of a group are collected in memory (readers of this store see them at once) and go
 //! to disk in one atomic `apply_batch` at [`SledStore::commit`].
@@ -42,6 +44,8 @@ const OUTBOX: u8 = b'o';
 const OUTBOX_DUE: u8 = b'q';
 const HISTORY: u8 = b'h';
 const META: u8 = b'v';
+/// The metadata name under which the number of timer keys is kept.
+const TIMER_COUNT: &str = "store:timers";
 
 /// How many timer keys the in-memory head holds after a refill, and when it is refilled.
 const HEAD_FILL: usize = 4096;
@@ -51,7 +55,6 @@ const HEAD_LOW: usize = 256;
 /// [`StoreReader`].
 pub struct SledStore {
     db: sled::Db,
-    dir: PathBuf,
     batch: sled::Batch,
     /// Operations in `batch`.
     batch_ops: usize,
@@ -61,7 +64,10 @@ pub struct SledStore {
     seen_overlay: std::collections::HashSet<String>,
     timers: TimerHead,
     next_history: u64,
-    sync: DirSync,
+    /// The thread that makes applied groups durable (see [`SledStore::commit_then`]).
+    syncer: Option<Syncer>,
+    /// The caller's clock (see [`SledStore::set_now`]): when a `messageId` was first seen.
+    now: Instant,
     /// What the last commit did (for metrics).
     pub last_commit: CommitStats,
 }
@@ -74,6 +80,81 @@ pub struct CommitStats {
     pub micros: u64,
 }
 
+/// Called on the sync thread once a group is durable (with its figures), or with the error
+/// that kept it from being so.
+pub type OnDurable = Box<dyn FnOnce(Result<CommitStats, StoreError>) + Send>;
+
+/// Groups applied but not yet synced, at most (back-pressure on the writer).
+pub const SYNC_QUEUE: usize = 4;
+
+struct SyncJob {
+    operations: usize,
+    started: std::time::Instant,
+    on_durable: OnDurable,
+}
+
+/// The sync thread: flush + fdatasync for every applied group, in order, several groups per
+/// sync when they queue up.
+struct Syncer {
+    jobs: std::sync::mpsc::SyncSender<SyncJob>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(db: sled::Db, dir: PathBuf) -> Result<Syncer, StoreError> {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<SyncJob>(SYNC_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("flowc-sync".into())
+            .spawn(move || {
+                let mut files = DirSync::default();
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        group.push(more);
+                    }
+                    let writes = group.iter().any(|j| j.operations > 0);
+                    let result = if writes {
+                        db.flush()
+                            .map_err(err)
+                            .and_then(|_| files.sync(&dir))
+                            .map_err(|e| e.0)
+                    } else {
+                        Ok(0)
+                    };
+                    for job in group {
+                        let done = match &result {
+                            Ok(files_synced) => Ok(CommitStats {
+                                operations: job.operations,
+                                files_synced: *files_synced,
+                                micros: u64::try_from(job.started.elapsed().as_micros())
+                                    .unwrap_or(u64::MAX),
+                            }),
+                            Err(e) => Err(StoreError(e.clone())),
+                        };
+                        (job.on_durable)(done);
+                    }
+                }
+            })
+            .map_err(|e| StoreError(format!("cannot start the sync thread: {e}")))?;
+        Ok(Syncer {
+            jobs,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SledStore {
+    /// Waits for the groups still being synced.
+    fn drop(&mut self) {
+        if let Some(mut syncer) = self.syncer.take() {
+            drop(syncer.jobs);
+            if let Some(t) = syncer.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
 /// The next due timers in memory: every key of the index up to `cursor` (all of them when
 /// `exhausted`). Refills read the index on from `cursor`, never from the start.
 #[derive(Debug, Default)]
@@ -83,17 +164,29 @@ struct TimerHead {
     exhausted: bool,
     /// Keys in the index (on disk or in the open batch).
     count: usize,
+    /// The count last written to the store (`TIMER_COUNT`).
+    stored_count: usize,
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`; a new store is not compressed.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_with(dir, false)
+    }
+
+    /// Opens (or creates) the store in `dir`; a new one compresses its log with zstd when
+    /// `compress` (`[store] compression`): about half the disk, at a large cost in CPU
+    /// (sled compresses every page write with a fresh zstd context; docs/performance.md). An
+    /// existing store keeps what it was created with.
+    pub fn open_with(dir: &Path, compress: bool) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
             .cache_capacity(256 * 1024 * 1024)
+            .use_compression(compressed(dir, compress))
+            .compression_factor(1)
             .open()
             .map_err(|e| StoreError(format!("cannot open the store `{}`: {e}", dir.display())))?;
         let next_history = match db.scan_prefix([HISTORY]).keys().next_back() {
@@ -101,24 +194,45 @@ impl SledStore {
             Some(Err(e)) => return Err(err(e)),
             None => 0,
         };
-        let count = db.scan_prefix([TIMER]).count();
+        // The number of timer keys is kept with every group that changes it (so a cold start
+        // with a million waiting instances does not count them); a store written before that
+        // is counted once.
+        let count = match db.get(key(META, TIMER_COUNT.as_bytes())).map_err(err)? {
+            Some(v) => be_u64(&v).map_or(0, |n| n as usize),
+            None => db.scan_prefix([TIMER]).count(),
+        };
+        let syncer = Some(Syncer::start(db.clone(), dir.to_path_buf())?);
         let mut store = SledStore {
             db,
-            dir: dir.to_path_buf(),
             batch: sled::Batch::default(),
             batch_ops: 0,
             overlay: HashMap::new(),
             seen_overlay: Default::default(),
             timers: TimerHead {
                 count,
+                stored_count: usize::MAX,
                 ..TimerHead::default()
             },
             next_history,
-            sync: DirSync::default(),
+            syncer,
+            now: 0,
             last_commit: CommitStats::default(),
         };
         store.refill()?;
         Ok(store)
+    }
+
+    /// Sets the clock the store stamps `messageId`s with (the daemon's wall clock, once per
+    /// group; the store itself reads no clock).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// A handle for the background compaction ([`Compactor`]).
+    pub fn compactor(&self) -> Compactor {
+        Compactor {
+            db: self.db.clone(),
+        }
     }
 
     /// A handle for other threads to read what is committed.
@@ -138,17 +252,43 @@ impl SledStore {
         self.timers.count
     }
 
-    /// Writes the open group in one atomic batch and makes it durable.
-    ///
-    /// What is done, exactly: `Tree::apply_batch` (atomic: after a crash all of the group or
-    /// none of it is there), `Db::flush` (sled writes its log buffers to the `db` file and calls
-    /// `sync_file_range`, which is not a durability barrier: sled issue #1452), then
-    /// `fdatasync` of the `db` file, `fsync` of every other file in the directory that changed
-    /// since the last commit (`conf`, `snap.*`, files under `blobs/`), and `fsync` of the
-    /// directory (and of `blobs/`) when a file appeared or went away. Only then does the caller
-    /// acknowledge anything.
+    /// Writes the open group in one atomic batch and makes it durable; returns once it is.
+    /// (The daemon's core uses [`SledStore::commit_then`], which does the same without
+    /// waiting.)
     pub fn commit(&mut self) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.commit_then(Box::new(move |result| {
+            let _ = tx.send(result);
+        }))?;
+        let stats = rx
+            .recv()
+            .map_err(|_| StoreError("the sync thread stopped".into()))??;
+        self.last_commit = stats;
+        Ok(())
+    }
+
+    /// Writes the open group in one atomic batch now, and calls `on_durable` on the store's
+    /// sync thread once it is durable (or could not be made so), so that the caller can go on
+    /// with the next group while the disk syncs this one.
+    ///
+    /// What is done, exactly: `Tree::apply_batch` here (atomic: after a crash all of the group
+    /// or none of it is there; readers of this store see it at once). Then, on the sync thread,
+    /// in commit order: `Db::flush` (sled writes its log buffers to the `db` file and calls
+    /// `sync_file_range`, which is not a durability barrier: sled issue #1452), `fdatasync` of
+    /// the `db` file, `fsync` of every other file in the directory that changed since the last
+    /// sync (`conf`, `snap.*`, files under `blobs/`), and `fsync` of the directory (and of
+    /// `blobs/`) when a file appeared or went away. Only then is `on_durable` called, and only
+    /// then may the caller acknowledge anything of the group. Groups that queue up while a
+    /// sync runs share the next one (one flush and one `fdatasync` for all of them); callbacks
+    /// run in commit order, so a group is never reported durable before an earlier one. At
+    /// most [`SYNC_QUEUE`] groups wait for the disk: the next commit blocks until one is done.
+    pub fn commit_then(&mut self, on_durable: OnDurable) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
+        if self.batch_ops > 0 && self.timers.count != self.timers.stored_count {
+            let count = (self.timers.count as u64).to_be_bytes().to_vec();
+            self.put(key(META, TIMER_COUNT.as_bytes()), count);
+            self.timers.stored_count = self.timers.count;
+        }
         let operations = self.batch_ops;
         if operations > 0 {
             let batch = std::mem::take(&mut self.batch);
@@ -157,21 +297,21 @@ impl SledStore {
         }
         self.overlay.clear();
         self.seen_overlay.clear();
-        let files_synced = if operations > 0 {
-            self.db.flush().map_err(err)?;
-            self.sync.sync(&self.dir)?
-        } else {
-            0
-        };
         if self.timers.head.len() < HEAD_LOW && !self.timers.exhausted {
             self.refill()?;
         }
-        self.last_commit = CommitStats {
+        let job = SyncJob {
             operations,
-            files_synced,
-            micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            started,
+            on_durable,
         };
-        Ok(())
+        match &self.syncer {
+            Some(s) => s
+                .jobs
+                .send(job)
+                .map_err(|_| StoreError("the sync thread stopped".into())),
+            None => Err(StoreError("the store is closed".into())),
+        }
     }
 
     /// Puts metadata (in the open group).
@@ -390,7 +530,7 @@ impl Store for SledStore {
             return Ok(false);
         }
         self.seen_overlay.insert(message_id.to_string());
-        self.put(k, Vec::new());
+        self.put(k, self.now.to_be_bytes().to_vec());
         Ok(true)
     }
 
@@ -577,6 +717,240 @@ impl DirSync {
     }
 }
 
+/// Whether the store in `dir` compresses its log with zstd: a new store as `new_store` says;
+/// an existing one keeps what it was created with (sled's `conf` file says; sled refuses to
+/// open a store with the other setting), so a store opens whatever the setting is now.
+fn compressed(dir: &Path, new_store: bool) -> bool {
+    // The file ends in a binary CRC: read it as bytes.
+    match std::fs::read(dir.join("conf")) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes)
+            .lines()
+            .any(|l| l.trim() == "use_compression: true"),
+        Err(_) => new_store,
+    }
+}
+
+/// Removes what retention lets go (`daemon::retention` decides when): old `messageId`s, old
+/// history records, finished outbox entries. It runs on its own thread beside the core's
+/// groups: every removal is a compare-and-swap against the value it read (so a key the core
+/// rewrote in the meantime stays), removals are not synced (one lost in a crash is redone by
+/// the next pass), and `pause` is called between chunks so that ingestion keeps the CPU.
+pub struct Compactor {
+    db: sled::Db,
+}
+
+/// Keys looked at between two calls of the pause.
+const COMPACT_CHUNK: usize = 2_000;
+
+impl Compactor {
+    /// Forgets the `messageId`s first seen before `cutoff`. An id stored without a time (by a
+    /// store older than retention) is stamped `now`, so it expires one window later.
+    pub fn dedupe(
+        &self,
+        cutoff: Instant,
+        now: Instant,
+        pause: &dyn Fn(),
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for (n, item) in self.db.scan_prefix([SEEN]).enumerate() {
+            let (k, v) = item.map_err(err)?;
+            if n % COMPACT_CHUNK == COMPACT_CHUNK - 1 {
+                pause();
+            }
+            let seen = v.get(..8).and_then(be_u64).map(|t| t as Instant);
+            let new = match seen {
+                None => Some(now.to_be_bytes().to_vec()),
+                Some(t) if t < cutoff => None,
+                Some(_) => continue,
+            };
+            let gone = new.is_none();
+            if self
+                .db
+                .compare_and_swap(&k, Some(&v), new)
+                .map_err(err)?
+                .is_ok()
+                && gone
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes history records from the oldest on while `time_of` (the caller reads its
+    /// bytes) is before `cutoff`; stops at the first younger one, and always keeps the newest
+    /// record (the next sequence number is found from it at open).
+    pub fn history(
+        &self,
+        cutoff: Instant,
+        time_of: &dyn Fn(&[u8]) -> Option<Instant>,
+        pause: &dyn Fn(),
+    ) -> Result<u64, StoreError> {
+        let last = match self.db.scan_prefix([HISTORY]).keys().next_back() {
+            Some(k) => k.map_err(err)?,
+            None => return Ok(0),
+        };
+        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for item in self.db.scan_prefix([HISTORY]) {
+            let (k, v) = item.map_err(err)?;
+            if k == last || time_of(&v).map_or(true, |t| t >= cutoff) {
+                break;
+            }
+            batch.remove(k);
+            in_batch += 1;
+            if in_batch == COMPACT_CHUNK {
+                self.db
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(err)?;
+                removed += in_batch as u64;
+                in_batch = 0;
+                pause();
+            }
+        }
+        if in_batch > 0 {
+            self.db.apply_batch(batch).map_err(err)?;
+            removed += in_batch as u64;
+        }
+        Ok(removed)
+    }
+
+    /// Removes the outbox entries for which `expired` (the caller reads its bytes) says so;
+    /// an entry still in the dispatch queue is never removed (the caller says expired only
+    /// for finished ones).
+    pub fn outbox(
+        &self,
+        expired: &dyn Fn(&[u8]) -> bool,
+        pause: &dyn Fn(),
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for (n, item) in self.db.scan_prefix([OUTBOX]).enumerate() {
+            let (k, v) = item.map_err(err)?;
+            if n % COMPACT_CHUNK == COMPACT_CHUNK - 1 {
+                pause();
+            }
+            if !expired(&v) {
+                continue;
+            }
+            if self
+                .db
+                .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                .map_err(err)?
+                .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Live entries of one kind of key (see the layout table).
+#[derive(Debug, Clone, Default)]
+pub struct KindUsage {
+    pub name: &'static str,
+    pub entries: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+}
+
+/// What the live keys and values of the store in `dir` add up to, per kind (the store must
+/// not be open elsewhere). Sled's own per-entry and log overhead is the directory's size
+/// minus these.
+pub fn space_by_kind(dir: &Path) -> Result<Vec<KindUsage>, StoreError> {
+    let db = sled::Config::new()
+        .path(dir)
+        .use_compression(compressed(dir, false))
+        .open()
+        .map_err(err)?;
+    let name = |prefix: u8| match prefix {
+        CONTACT => "contact",
+        TIMER => "timer",
+        SEEN => "dedupe",
+        OUTBOX => "outbox",
+        OUTBOX_DUE => "outbox-due",
+        HISTORY => "history",
+        META => "meta",
+        _ => "other",
+    };
+    let mut kinds: Vec<KindUsage> = Vec::new();
+    for item in db.iter() {
+        let (k, v) = item.map_err(err)?;
+        let kind = name(k.first().copied().unwrap_or(0));
+        let at = match kinds.iter().position(|u| u.name == kind) {
+            Some(at) => at,
+            None => {
+                kinds.push(KindUsage {
+                    name: kind,
+                    ..KindUsage::default()
+                });
+                kinds.len() - 1
+            }
+        };
+        kinds[at].entries += 1;
+        kinds[at].key_bytes += k.len() as u64;
+        kinds[at].value_bytes += v.len() as u64;
+    }
+    Ok(kinds)
+}
+
+/// The raw sled ceiling for the daemon's write pattern (the benchmark's baseline, here
+/// because only this module names sled): per event read a state, write it (`state_bytes`),
+/// move its timer key (remove + insert), write an outbox entry (`outbox_bytes`); one
+/// `apply_batch` + `flush` + `fdatasync` of the `db` file per group of `group` events.
+/// Returns the seconds the `events` took, in a fresh store in `dir`.
+pub fn raw_ceiling(
+    dir: &Path,
+    events: usize,
+    group: usize,
+    state_bytes: usize,
+    outbox_bytes: usize,
+) -> Result<f64, StoreError> {
+    let db = sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .map_err(err)?;
+    let db_file = File::open(dir.join("db")).map_err(|e| StoreError(format!("open db: {e}")))?;
+    let state = vec![7u8; state_bytes];
+    let group = group.max(1);
+    let started = std::time::Instant::now();
+    for g in 0..events.div_ceil(group) {
+        let mut b = sled::Batch::default();
+        for i in 0..group {
+            let n = g * group + i;
+            let contact = format!("u{n}");
+            let _ = db.get(key(CONTACT, contact.as_bytes())).map_err(err)?;
+            b.insert(key(CONTACT, contact.as_bytes()), state.clone());
+            b.remove(timer_key(n as i64, &contact));
+            b.insert(timer_key(n as i64 + 3600, &contact), Vec::new());
+            b.insert(key(OUTBOX, contact.as_bytes()), vec![1u8; outbox_bytes]);
+        }
+        db.apply_batch(b).map_err(err)?;
+        db.flush().map_err(err)?;
+        db_file
+            .sync_data()
+            .map_err(|e| StoreError(format!("fdatasync db: {e}")))?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The disk's own floor: `fdatasync` of a file after each 4 KiB append, `rounds` times
+/// (what one group commit cannot go below). Returns the seconds per round.
+pub fn fsync_floor(dir: &Path, rounds: usize) -> Result<f64, StoreError> {
+    use std::io::Write as _;
+    let io = |e: std::io::Error| StoreError(format!("fsync floor: {e}"));
+    let mut file = File::create(dir.join("fsync-floor")).map_err(io)?;
+    let block = vec![0u8; 4096];
+    let started = std::time::Instant::now();
+    for _ in 0..rounds.max(1) {
+        file.write_all(&block).map_err(io)?;
+        file.sync_data().map_err(io)?;
+    }
+    Ok(started.elapsed().as_secs_f64() / rounds.max(1) as f64)
+}
+
 fn err(e: sled::Error) -> StoreError {
     StoreError(format!("sled: {e}"))
 }
@@ -666,6 +1040,27 @@ mod tests {
         let a = store.load("a").unwrap().unwrap();
         assert_eq!(a.traits["email"], "a@x");
         assert_eq!(store.contacts(), vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn a_store_opens_whatever_compression_it_was_created_with() {
+        for created_compressed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let mut store = SledStore::open_with(dir.path(), created_compressed).unwrap();
+                store.save("a", &state(Some(7))).unwrap();
+                store.commit().unwrap();
+            }
+            for now_compressed in [false, true] {
+                let mut store = SledStore::open_with(dir.path(), now_compressed).unwrap();
+                assert_eq!(store.load("a").unwrap().unwrap().wake, Some(7));
+                assert_eq!(store.next_due(), Some((7, "a".to_string())));
+            }
+            assert_eq!(
+                compressed(dir.path(), !created_compressed),
+                created_compressed
+            );
+        }
     }
 
     #[test]

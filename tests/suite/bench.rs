@@ -63,4 +63,56 @@ fn the_quick_suite_runs_every_section() {
         assert!(rate.median() > 0.0, "{}", report.table());
     }
     assert!(report.table().lines().count() > report.figures.len());
+    daemon_counts(&report);
+}
+
+/// The daemon sections (run against the real binary): counts only — every acknowledged
+/// record applied, every waiting instance stored, every due timer fired, the reload seen.
+fn daemon_counts(report: &flowc::bench::Report) {
+    let table = report.table();
+    for section in [
+        "daemon-http",
+        "daemon-disk",
+        "daemon-cold",
+        "daemon-jump",
+        "daemon-ingest-timers",
+        "daemon-latency",
+        "daemon-reload",
+    ] {
+        assert!(
+            report.figures.iter().any(|f| f.section == section),
+            "no `{section}` figure in\n{table}"
+        );
+    }
+    for figure in &report.figures {
+        assert_eq!(figure.samples.len(), 1, "{figure:?}");
+        assert!(
+            figure.samples.iter().all(|v| v.is_finite() && *v >= 0.0),
+            "{figure:?}"
+        );
+    }
+    let count = |name: &str| {
+        report
+            .figures
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no `{name}` in\n{table}"))
+            .median()
+    };
+    assert_eq!(count("records acknowledged"), 400.0, "{table}");
+    assert_eq!(count("waiting instances in the store"), 400.0, "{table}");
+    assert_eq!(count("timers fired after the jump"), 400.0, "{table}");
+    assert_eq!(count("timers fired while ingesting"), 400.0, "{table}");
+    assert_eq!(count("orders acknowledged"), 2_000.0, "{table}");
+    let per_instance = report
+        .figures
+        .iter()
+        .find(|f| f.section == "daemon-disk")
+        .expect("disk figure")
+        .median();
+    assert!(per_instance > 0.0, "{table}");
+    assert!(report
+        .figures
+        .iter()
+        .any(|f| f.section == "daemon-reload" && f.median() > 0.0));
 }

@@ -2374,3 +2374,168 @@ fn a_rollback_that_would_strand_waiting_contacts_is_refused() {
     assert_eq!(hashes, vec![first.as_str(), second.as_str()]);
     assert_eq!(daemon.terminate().code(), Some(0));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Retention: a real sled directory, compacted as the background thread does.
+
+fn outbox_entry(key: &str, status: flowc::daemon::outbox::EntryStatus, time: i64) -> Vec<u8> {
+    flowc::daemon::outbox::OutboxEntry {
+        key: key.into(),
+        contact: "c1".into(),
+        flow: "f".into(),
+        flow_hash: "h".into(),
+        message: "m".into(),
+        channel: "email".into(),
+        time,
+        status,
+        reason: None,
+        line: String::new(),
+        outgoing: None,
+        attempts: 0,
+        first_try: None,
+        next_try: None,
+        last_error: None,
+        provider_id: None,
+    }
+    .encode()
+}
+
+fn history_at(t: i64, id: &str) -> Vec<u8> {
+    let stamp = chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+    serde_json::to_vec(&json!({"type": "track", "userId": "c1", "event": "e", "timestamp": stamp, "messageId": id})).unwrap()
+}
+
+#[test]
+fn retention_forgets_old_ids_history_and_finished_entries_and_keeps_the_window() {
+    use flowc::daemon::outbox::EntryStatus;
+    use flowc::daemon::retention::{compact, Removed, Windows};
+    use flowc::store::sled::SledStore;
+    use flowc::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400;
+    let now = 1_000 * day;
+    {
+        let mut store = SledStore::open(dir.path()).unwrap();
+        // Ten days ago: outside the 7-day dedupe window, inside the 90-day history window.
+        store.set_now(now - 10 * day);
+        assert!(store.first_seen("old").unwrap());
+        store.append_history(&history_at(now - 100 * day, "ancient"));
+        store.append_history(&history_at(now - 10 * day, "old"));
+        store.put_outbox(
+            "c1",
+            "sent-40d",
+            &outbox_entry("sent-40d", EntryStatus::Sent, now - 40 * day),
+            None,
+            None,
+        );
+        store.put_outbox(
+            "c1",
+            "dead-40d",
+            &outbox_entry("dead-40d", EntryStatus::Dead, now - 40 * day),
+            None,
+            None,
+        );
+        store.put_outbox(
+            "c1",
+            "retrying-40d",
+            &outbox_entry("retrying-40d", EntryStatus::Retrying, now - 40 * day),
+            None,
+            Some(now + 60),
+        );
+        store.commit().unwrap();
+        store.set_now(now - day);
+        assert!(store.first_seen("recent").unwrap());
+        store.append_history(&history_at(now - day, "recent"));
+        store.put_outbox(
+            "c1",
+            "sent-1d",
+            &outbox_entry("sent-1d", EntryStatus::Sent, now - day),
+            None,
+            None,
+        );
+        store.commit().unwrap();
+        let windows = Windows::from_config(&flowc::config::StoreConfig::default());
+        let removed = compact(&store.compactor(), &windows, now, &|| {}).unwrap();
+        assert_eq!(
+            removed,
+            Removed {
+                dedupe: 1,
+                history: 1,
+                outbox: 2
+            }
+        );
+        // A second pass finds nothing more.
+        let again = compact(&store.compactor(), &windows, now, &|| {}).unwrap();
+        assert_eq!(again, Removed::default());
+        store.set_now(now);
+        store.append_history(&history_at(now, "now"));
+        store.commit().unwrap();
+    }
+    let mut store = SledStore::open(dir.path()).unwrap();
+    store.set_now(now);
+    // Inside the window a resent record is still a duplicate; the forgotten id is new again.
+    assert!(!store.first_seen("recent").unwrap());
+    assert!(store.first_seen("old").unwrap());
+    let reader = store.reader();
+    let history: Vec<(u64, String)> = reader
+        .history(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(seq, bytes)| {
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            (seq, v["messageId"].as_str().unwrap().to_string())
+        })
+        .collect();
+    // Sequence numbers go on (never reused after a compaction).
+    assert_eq!(
+        history,
+        vec![(1, "old".into()), (2, "recent".into()), (3, "now".into())]
+    );
+    let keys: Vec<String> = reader
+        .outbox_of("c1")
+        .unwrap()
+        .iter()
+        .map(|b| flowc::daemon::outbox::OutboxEntry::decode(b).unwrap().key)
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["retrying-40d".to_string(), "sent-1d".to_string()]
+    );
+    assert_eq!(
+        store.outbox_queue().unwrap().len(),
+        1,
+        "the retry stays queued"
+    );
+}
+
+#[test]
+fn the_compact_history_form_reads_back_as_the_json_form_and_old_json_still_reads() {
+    let mut traits = serde_json::Map::new();
+    traits.insert("email".into(), json!("a@x.example"));
+    let mut properties = serde_json::Map::new();
+    properties.insert("total".into(), json!(42.5));
+    properties.insert("items".into(), json!([1, 2, {"sku": "x"}]));
+    let record = flowc::events::Record {
+        line: 1,
+        kind: flowc::events::RecordKind::Track,
+        contact: "c1".into(),
+        time: 1_764_000_000,
+        nanos: 250_000_000,
+        message_id: Some("m1".into()),
+        event: "order_completed".into(),
+        traits,
+        properties,
+    };
+    let json_form = flowc::daemon::record_json(&record);
+    let compact = flowc::daemon::record_bytes(&record);
+    assert!(
+        compact.len() * 2 < json_form.len(),
+        "{} vs {}",
+        compact.len(),
+        json_form.len()
+    );
+    let from_json = flowc::daemon::history_value(&json_form).unwrap();
+    assert_eq!(flowc::daemon::history_value(&compact).unwrap(), from_json);
+    assert_eq!(from_json["timestamp"], "2025-11-24T16:00:00.250Z");
+    assert_eq!(from_json["properties"]["items"][2]["sku"], "x");
+}
