@@ -55,9 +55,11 @@ pub struct RecordError {
     pub reason: String,
 }
 
-/// Parses a JSON Lines text. Blank lines are skipped. The first bad line is an error and no
+/// Parses a JSON Lines text. Blank lines are skipped, and so is a UTF-8 byte-order mark at the
+/// start (spreadsheet and Windows tools write one). The first bad line is an error and no
 /// record is returned.
 pub fn parse_jsonl(text: &str) -> Result<Vec<Record>, RecordError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut records = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

@@ -2090,6 +2090,31 @@ fn cli_simulate_bad_line_names_the_line_and_simulates_nothing() {
 }
 
 #[test]
+fn cli_simulate_reads_a_file_that_starts_with_a_byte_order_mark() {
+    // Excel and many Windows tools save UTF-8 with a BOM: the first line must still be read.
+    let events = format!(
+        "\u{feff}{}\n{}\n",
+        identify("c1", "2026-03-01T09:00:00Z", EMAIL),
+        track("c1", "2026-03-01T10:00:00Z", "cart_abandoned", "")
+    );
+    let dir = write_project(CART, &events);
+    let with_bom = flowc(dir.path(), &["simulate", ".", "--events", "events.jsonl"]);
+    assert!(
+        with_bom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_bom.stderr)
+    );
+    std::fs::write(
+        dir.path().join("plain.jsonl"),
+        events.trim_start_matches('\u{feff}'),
+    )
+    .unwrap();
+    let plain = flowc(dir.path(), &["simulate", ".", "--events", "plain.jsonl"]);
+    assert!(!with_bom.stdout.is_empty());
+    assert_eq!(with_bom.stdout, plain.stdout);
+}
+
+#[test]
 fn cli_simulate_record_without_timestamp_is_an_error() {
     let events = "{\"type\":\"track\",\"userId\":\"c1\",\"event\":\"cart_abandoned\"}\n";
     let dir = write_project(CART, events);
