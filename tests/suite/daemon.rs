@@ -110,6 +110,28 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The project version `/healthz` reports live.
+    fn version(&self) -> String {
+        let (_, body) = self.request("GET", "/healthz", &[], b"");
+        serde_json::from_str::<Value>(&body).unwrap()["version"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Waits until a version other than `old` is live (a hot reload or rollback) and returns it.
+    fn wait_for_new_version(&self, old: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let live = self.version();
+            if live != old {
+                return live;
+            }
+            assert!(Instant::now() < deadline, "no reload:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn try_request(
         &self,
         method: &str,
@@ -738,14 +760,7 @@ fn a_broken_edit_is_refused_and_a_good_one_is_live_within_a_second() {
     // The store where it is by default, inside the watched project.
     let store = project.path().join(".flowc/data");
     let daemon = Daemon::start(project.path(), &store, &dry, &[]);
-    let version = |d: &Daemon| -> String {
-        let (_, body) = d.request("GET", "/healthz", &[], b"");
-        serde_json::from_str::<Value>(&body).unwrap()["version"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let first = version(&daemon);
+    let first = daemon.version();
     let flow_file = project.path().join("flows/shop.flow");
     let original = std::fs::read_to_string(&flow_file).unwrap();
     std::fs::write(
@@ -766,7 +781,7 @@ fn a_broken_edit_is_refused_and_a_good_one_is_live_within_a_second() {
         daemon.log_text().contains("no_such_message"),
         "the diagnostic is logged"
     );
-    assert_eq!(version(&daemon), first, "the old version goes on");
+    assert_eq!(daemon.version(), first, "the old version goes on");
     let t = now() - 60;
     let order = |id: &str| {
         json!({"type": "track", "userId": id, "event": "Order Completed", "timestamp": rfc3339(t),
@@ -782,14 +797,7 @@ fn a_broken_edit_is_refused_and_a_good_one_is_live_within_a_second() {
     );
     let edited = Instant::now();
     std::fs::write(&flow_file, good).unwrap();
-    while version(&daemon) == first {
-        assert!(
-            edited.elapsed() < Duration::from_secs(5),
-            "no reload:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    daemon.wait_for_new_version(&first, Duration::from_secs(5));
     let took = edited.elapsed();
     assert!(took < Duration::from_secs(1), "live after {took:?}");
     let refund = json!({"type": "track", "userId": "r1", "event": "Refund Requested", "timestamp": rfc3339(t + 5)});
@@ -1057,24 +1065,9 @@ fn a_running_instance_finishes_on_the_version_it_started_on() {
         "    wait 1h\n    send receipt",
     );
     assert_ne!(edited, original);
-    let version = |d: &Daemon| -> String {
-        let (_, body) = d.request("GET", "/healthz", &[], b"");
-        serde_json::from_str::<Value>(&body).unwrap()["version"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let first = version(&daemon);
+    let first = daemon.version();
     std::fs::write(&flow_file, edited).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while version(&daemon) == first {
-        assert!(
-            Instant::now() < deadline,
-            "no reload:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    daemon.wait_for_new_version(&first, Duration::from_secs(3));
     // Both versions are loaded, the old one with its one instance.
     let (_, body) = daemon.admin_get("/v1/flows");
     let flows: Value = serde_json::from_str(&body).unwrap();
@@ -1641,14 +1634,7 @@ fn every_version_is_stored_and_a_rollback_makes_an_old_one_live_for_new_entrants
     let dry = data.path().join("dry.jsonl");
     let daemon = Daemon::start(project.path(), &store, &dry, &[]);
     let server = format!("http://{}", daemon.addr);
-    let version = |d: &Daemon| -> String {
-        let (_, body) = d.request("GET", "/healthz", &[], b"");
-        serde_json::from_str::<Value>(&body).unwrap()["version"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let first = version(&daemon);
+    let first = daemon.version();
     // The running daemon holds the store: reading it directly says so.
     let (code, _, err) = flowc(&["versions", "--data", store_arg]);
     assert_eq!(code, 2);
@@ -1662,16 +1648,7 @@ fn every_version_is_stored_and_a_rollback_makes_an_old_one_live_for_new_entrants
     );
     assert_ne!(edited, original);
     std::fs::write(&flow_file, edited).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while version(&daemon) == first {
-        assert!(
-            Instant::now() < deadline,
-            "no reload:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let second = version(&daemon);
+    let second = daemon.wait_for_new_version(&first, Duration::from_secs(3));
     // Both versions are stored, the second live.
     let (status, body) = daemon.admin_get("/v1/versions");
     assert_eq!(status, 200, "{body}");
@@ -1733,7 +1710,7 @@ fn every_version_is_stored_and_a_rollback_makes_an_old_one_live_for_new_entrants
     ]);
     assert_eq!(code, 0, "{err}\n{}", daemon.log_text());
     assert!(out.contains(&format!("{first} is live")), "{out}");
-    assert_eq!(version(&daemon), first);
+    assert_eq!(daemon.version(), first);
     // A new entrant runs the old version: the SMS after the hour, not the receipt.
     assert_eq!(
         daemon
@@ -2129,18 +2106,10 @@ fn policy_change(
         .collect();
     assert_eq!(impact.len(), 2, "{out}");
     // The change, on disk.
-    let before = version_of(&daemon);
+    let before = daemon.version();
     let delivered_before = journey_deliveries(&dry).len();
     std::fs::write(&journey, journey_new(policy)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while version_of(&daemon) == before {
-        assert!(
-            Instant::now() < deadline,
-            "no reload:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    daemon.wait_for_new_version(&before, Duration::from_secs(5));
     assert!(
         now() < start + due_in - 1,
         "the change came too late for the test's timers"
@@ -2208,14 +2177,6 @@ fn policy_change(
     (impact, after, daemon, project)
 }
 
-fn version_of(daemon: &Daemon) -> String {
-    let (_, body) = daemon.request("GET", "/healthz", &[], b"");
-    serde_json::from_str::<Value>(&body).unwrap()["version"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn action_at(impact: &[Value], waiting_at: &str) -> String {
     let step = impact
         .iter()
@@ -2239,7 +2200,7 @@ fn under_pin_waiting_contacts_get_the_old_versions_messages_as_diff_predicted() 
 fn under_migrate_waiting_contacts_move_by_label_and_place_as_diff_predicted() {
     let (impact, after, daemon, _project) = policy_change("migrate", 20, |daemon, project| {
         // First a version that drops the unlabelled `wait 2h`: refused, the old one goes on.
-        let before = version_of(daemon);
+        let before = daemon.version();
         let stranding = journey_old("migrate").replace("    wait 2h\n", "");
         std::fs::write(project.join("flows/journey.flow"), stranding).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -2247,7 +2208,7 @@ fn under_migrate_waiting_contacts_move_by_label_and_place_as_diff_predicted() {
             assert!(Instant::now() < deadline, "{}", daemon.log_text());
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(version_of(daemon), before);
+        assert_eq!(daemon.version(), before);
         assert!(
             daemon.log_text().contains("wait 2h"),
             "{}",
@@ -2312,19 +2273,10 @@ fn a_rollback_that_would_strand_waiting_contacts_is_refused() {
     let store = data.path().join("store");
     let dry = data.path().join("dry.jsonl");
     let daemon = Daemon::start(project.path(), &store, &dry, &[]);
-    let first = version_of(&daemon);
+    let first = daemon.version();
     // B adds a second, unlabelled wait: nothing waits in A's steps that B lacks.
     std::fs::write(&journey, journey_old("migrate")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while version_of(&daemon) == first {
-        assert!(
-            Instant::now() < deadline,
-            "no reload:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let second = version_of(&daemon);
+    let second = daemon.wait_for_new_version(&first, Duration::from_secs(5));
     // `y` waits at B's `wait 2h`, which A does not have.
     let records = journey_records("y", now() - 3 * 3600 + 600);
     assert_eq!(daemon.post_batch(&records).0, 200);
@@ -2341,7 +2293,7 @@ fn a_rollback_that_would_strand_waiting_contacts_is_refused() {
     );
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("E0033") && body.contains("wait 2h"), "{body}");
-    assert_eq!(version_of(&daemon), second);
+    assert_eq!(daemon.version(), second);
     let server = format!("http://{}", daemon.addr);
     let (code, _, err) = flowc(&[
         "rollback",
