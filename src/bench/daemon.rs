@@ -27,20 +27,20 @@ const PROJECT: &str = "tests/channels/shop";
 const BATCH: usize = 100;
 const CLIENTS: usize = 4;
 
+/// The daemon's sections, by their `--only` names.
+pub const SECTIONS: [&str; 7] = [
+    "daemon-http",
+    "daemon-disk",
+    "daemon-cold",
+    "daemon-jump",
+    "daemon-ingest-timers",
+    "daemon-latency",
+    "daemon-reload",
+];
+
 /// Which daemon sections `options` asks for.
 fn wanted(options: &Options) -> Vec<&'static str> {
-    [
-        "daemon-http",
-        "daemon-disk",
-        "daemon-cold",
-        "daemon-jump",
-        "daemon-ingest-timers",
-        "daemon-latency",
-        "daemon-reload",
-    ]
-    .into_iter()
-    .filter(|s| options.wants(s))
-    .collect()
+    SECTIONS.into_iter().filter(|s| options.wants(s)).collect()
 }
 
 /// Runs the wanted daemon sections with `binary`, `options.runs` times each; every figure

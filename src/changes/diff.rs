@@ -939,6 +939,14 @@ fn align(old: &[Step], new: &[Step]) -> Vec<(usize, usize)> {
     pairs
 }
 
+/// A flow's steps in reading order.
+fn steps_in_reading_order(project: &CompiledProject, flow: &CompiledFlow) -> Vec<Step> {
+    reading_order(flow)
+        .into_iter()
+        .filter_map(|id| step_of(project, flow, id))
+        .collect()
+}
+
 /// The steps of NEW that `flowc diff` matches to steps of OLD, as (old state, new state): the
 /// alignment of the two flows' steps in reading order (see [`align`]).
 pub fn step_pairs(
@@ -947,14 +955,8 @@ pub fn step_pairs(
     new_project: &CompiledProject,
     new: &CompiledFlow,
 ) -> Vec<(StateId, StateId)> {
-    let old_steps: Vec<Step> = reading_order(old)
-        .into_iter()
-        .filter_map(|id| step_of(old_project, old, id))
-        .collect();
-    let new_steps: Vec<Step> = reading_order(new)
-        .into_iter()
-        .filter_map(|id| step_of(new_project, new, id))
-        .collect();
+    let old_steps = steps_in_reading_order(old_project, old);
+    let new_steps = steps_in_reading_order(new_project, new);
     align(&old_steps, &new_steps)
         .into_iter()
         .map(|(i, j)| (old_steps[i].id, new_steps[j].id))
@@ -1018,14 +1020,8 @@ fn diff_flow(
         &header_lines(old_project, old),
         &header_lines(new_project, new),
     );
-    let old_steps: Vec<Step> = reading_order(old)
-        .into_iter()
-        .filter_map(|id| step_of(old_project, old, id))
-        .collect();
-    let new_steps: Vec<Step> = reading_order(new)
-        .into_iter()
-        .filter_map(|id| step_of(new_project, new, id))
-        .collect();
+    let old_steps = steps_in_reading_order(old_project, old);
+    let new_steps = steps_in_reading_order(new_project, new);
     let pairs = align(&old_steps, &new_steps);
 
     // Changes in reading order of NEW, removed steps where they stood.

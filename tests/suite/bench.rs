@@ -70,15 +70,7 @@ fn the_quick_suite_runs_every_section() {
 /// record applied, every waiting instance stored, every due timer fired, the reload seen.
 fn daemon_counts(report: &flowc::bench::Report) {
     let table = report.table();
-    for section in [
-        "daemon-http",
-        "daemon-disk",
-        "daemon-cold",
-        "daemon-jump",
-        "daemon-ingest-timers",
-        "daemon-latency",
-        "daemon-reload",
-    ] {
+    for section in flowc::bench::daemon::SECTIONS {
         assert!(
             report.figures.iter().any(|f| f.section == section),
             "no `{section}` figure in\n{table}"
