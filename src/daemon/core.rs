@@ -22,7 +22,7 @@ use crate::events::Record;
 use crate::simulate::Schedule;
 use crate::store::sled::SledStore;
 use crate::store::Store;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -126,15 +126,7 @@ pub struct Core {
     group: u64,
     /// Outbox entries decided in groups not yet durable: (group, queue entry).
     undurable: Vec<(u64, (Instant, String, String))>,
-    /// The last version this core wrote of queued outbox entries, by (contact, key), so that
-    /// dispatch need not read and decode them back from the store (the core is the only
-    /// writer of outbox entries; retention removes finished ones only). At most
-    /// [`ENTRY_CACHE`] entries: one not here is read from the store.
-    entries: HashMap<(String, String), OutboxEntry>,
 }
-
-/// Queued outbox entries kept decoded in memory at most (about 0.5 KB each).
-const ENTRY_CACHE: usize = 50_000;
 
 /// The wall clock in whole seconds (plus [`clock_offset`]).
 pub fn wall_now() -> Instant {
@@ -197,7 +189,6 @@ impl Core {
             own: None,
             group: 0,
             undurable: Vec::new(),
-            entries: HashMap::new(),
         };
         core.load_schedules()?;
         let loaded = core.loaded.clone();
@@ -557,32 +548,6 @@ impl Core {
                 .put_outbox(&entry.contact, &entry.key, &entry.encode(), None, due);
             if let Some(t) = due {
                 self.queue_after_commit(t, &entry.contact, &entry.key);
-                self.remember(entry);
-            }
-        }
-    }
-
-    /// Keeps the version of a queued entry just written (see `entries`), or forgets an older
-    /// one when the cache is full.
-    fn remember(&mut self, entry: OutboxEntry) {
-        let id = (entry.contact.clone(), entry.key.clone());
-        if self.entries.len() < ENTRY_CACHE || self.entries.contains_key(&id) {
-            self.entries.insert(id, entry);
-        }
-    }
-
-    /// A queued outbox entry: the version in memory, else the store's.
-    fn queued_entry(&mut self, contact: String, key: String) -> Option<OutboxEntry> {
-        let id = (contact, key);
-        if let Some(entry) = self.entries.remove(&id) {
-            return Some(entry);
-        }
-        match self.store.outbox_entry(&id.0, &id.1) {
-            Ok(Some(bytes)) => OutboxEntry::decode(&bytes),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "outbox read");
-                None
             }
         }
     }
@@ -649,44 +614,59 @@ impl Core {
     /// Hands due outbox entries to the dry-run file or the workers.
     fn dispatch_due(&mut self) {
         let now = wall_now();
-        let room = match &self.dispatch {
-            Dispatch::DryRun { busy: true, .. } => return,
-            Dispatch::DryRun { .. } => MAX_GROUP_EVENTS,
-            Dispatch::Send { workers, in_flight } => workers.size.saturating_sub(in_flight.len()),
-        };
-        let mut batch = Vec::new();
-        while batch.len() < room {
-            match self.queue.first() {
-                Some((t, _, _)) if *t <= now => {}
-                _ => break,
-            }
-            let Some((t, contact, key)) = self.queue.pop_first() else {
-                break;
-            };
-            let Some(entry) = self.queued_entry(contact, key) else {
-                continue;
-            };
-            if matches!(self.dispatch, Dispatch::Send { .. }) && entry.outgoing.is_none() {
-                continue;
-            }
-            batch.push((t, entry));
-        }
-        if batch.is_empty() {
-            return;
-        }
         match &mut self.dispatch {
             Dispatch::DryRun { writer, busy } => {
-                *busy = writer.submit(batch);
+                if *busy {
+                    return;
+                }
+                let mut batch = Vec::new();
+                while let Some((t, _, _)) = self.queue.first() {
+                    if *t > now || batch.len() >= MAX_GROUP_EVENTS {
+                        break;
+                    }
+                    let Some((t, contact, key)) = self.queue.pop_first() else {
+                        break;
+                    };
+                    match self.store.outbox_entry(&contact, &key) {
+                        Ok(Some(bytes)) => {
+                            if let Some(entry) = OutboxEntry::decode(&bytes) {
+                                batch.push((t, entry));
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(error = %e, "outbox read"),
+                    }
+                }
+                if !batch.is_empty() {
+                    *busy = writer.submit(batch);
+                }
             }
             Dispatch::Send { workers, in_flight } => {
-                for (t, entry) in batch {
-                    let Some(outgoing) = entry.outgoing else {
+                while in_flight.len() < workers.size {
+                    let Some((t, _, _)) = self.queue.first() else {
+                        break;
+                    };
+                    if *t > now {
+                        break;
+                    }
+                    let Some((t, contact, key)) = self.queue.pop_first() else {
+                        break;
+                    };
+                    let entry = match self.store.outbox_entry(&contact, &key) {
+                        Ok(Some(bytes)) => OutboxEntry::decode(&bytes),
+                        Ok(None) => None,
+                        Err(e) => {
+                            tracing::error!(error = %e, "outbox read");
+                            None
+                        }
+                    };
+                    let Some(outgoing) = entry.and_then(|e| e.outgoing) else {
                         continue;
                     };
-                    in_flight.insert((entry.contact.clone(), entry.key.clone()));
+                    in_flight.insert((contact.clone(), key.clone()));
                     workers.submit(outbox::Job {
-                        contact: entry.contact,
-                        key: entry.key,
+                        contact,
+                        key,
                         due: t,
                         outgoing,
                     });
