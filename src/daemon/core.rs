@@ -126,6 +126,10 @@ pub struct Core {
     group: u64,
     /// Outbox entries decided in groups not yet durable: (group, queue entry).
     undurable: Vec<(u64, (Instant, String, String))>,
+    /// Sends that finished and whose outcome is written in a group not yet durable: (group,
+    /// (contact, key)). They keep their dispatch slot until then, so that a crash repeats at
+    /// most `send_concurrency` sends (the documented duplicate window).
+    settling: Vec<(u64, (String, String))>,
 }
 
 /// The wall clock in whole seconds (plus [`clock_offset`]).
@@ -189,6 +193,7 @@ impl Core {
             own: None,
             group: 0,
             undurable: Vec::new(),
+            settling: Vec::new(),
         };
         core.load_schedules()?;
         let loaded = core.loaded.clone();
@@ -290,6 +295,8 @@ impl Core {
     /// handed to dispatch (`Command::Durable`), only once it is durable.
     fn commit_group(&mut self, replies: Vec<(Reply, usize)>) {
         if self.store.pending_operations() == 0 && replies.is_empty() {
+            // Nothing of the open group is unwritten: its settled sends are durable.
+            self.release_settled(self.group);
             return;
         }
         let group = self.group;
@@ -327,6 +334,23 @@ impl Core {
             .partition(|(g, _)| *g <= group);
         self.undurable = waiting;
         self.queue.extend(ready.into_iter().map(|(_, entry)| entry));
+        self.release_settled(group);
+    }
+
+    /// Frees the dispatch slots of sends whose outcome is durable (groups up to `group`).
+    fn release_settled(&mut self, group: u64) {
+        if self.settling.is_empty() {
+            return;
+        }
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.settling)
+            .into_iter()
+            .partition(|(g, _)| *g <= group);
+        self.settling = waiting;
+        if let Dispatch::Send { in_flight, .. } = &mut self.dispatch {
+            for (_, send) in done {
+                in_flight.remove(&send);
+            }
+        }
     }
 
     /// Queues an outbox entry for dispatch once the open group is durable.
@@ -699,9 +723,9 @@ impl Core {
     /// Records the outcome of a send: sent, retry later, or dead (a hard bounce also records
     /// an `unsubscribed` event for the address's channel).
     fn finished(&mut self, engine: &Engine<'_>, done: outbox::Done) {
-        if let Dispatch::Send { in_flight, .. } = &mut self.dispatch {
-            in_flight.remove(&(done.contact.clone(), done.key.clone()));
-        }
+        // The slot stays taken until the outcome written below is durable (release_settled).
+        self.settling
+            .push((self.group, (done.contact.clone(), done.key.clone())));
         let Ok(Some(bytes)) = self.store.outbox_entry(&done.contact, &done.key) else {
             return;
         };
