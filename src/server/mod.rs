@@ -150,6 +150,16 @@ fn check_write_key(state: &AppState, headers: &HeaderMap, body: &Value) -> Resul
     }
 }
 
+/// An admin request's view: the admin key checked, then the live version.
+fn admin_view(state: &AppState, headers: &HeaderMap) -> Result<Arc<Loaded>, Response> {
+    check_admin_key(state, headers)?;
+    state
+        .current
+        .read()
+        .map(|c| c.clone())
+        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "state lock", None))
+}
+
 fn check_admin_key(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let Some(admin) = &state.admin_key else {
         return Err(error(
@@ -390,11 +400,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn flows(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = check_admin_key(&state, &headers) {
-        return r;
-    }
-    let Ok(loaded) = state.current.read().map(|c| c.clone()) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "state lock", None);
+    let loaded = match admin_view(&state, &headers) {
+        Ok(loaded) => loaded,
+        Err(r) => return r,
     };
     let reader = state.reader.clone();
     let counted = tokio::task::spawn_blocking(move || {
@@ -499,11 +507,9 @@ async fn contact(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = check_admin_key(&state, &headers) {
-        return r;
-    }
-    let Ok(loaded) = state.current.read().map(|c| c.clone()) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "state lock", None);
+    let loaded = match admin_view(&state, &headers) {
+        Ok(loaded) => loaded,
+        Err(r) => return r,
     };
     let contact_state = match state.reader.contact(&id) {
         Ok(Some(s)) => s,
@@ -605,11 +611,9 @@ async fn activate(
     Path(hash): Path<String>,
 ) -> Response {
     use crate::daemon::archive;
-    if let Err(r) = check_admin_key(&state, &headers) {
-        return r;
-    }
-    let Ok(current) = state.current.read().map(|c| c.clone()) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "state lock", None);
+    let current = match admin_view(&state, &headers) {
+        Ok(loaded) => loaded,
+        Err(r) => return r,
     };
     let reader = state.reader.clone();
     let root = current.root.clone();
@@ -676,11 +680,9 @@ async fn contact_trace(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = check_admin_key(&state, &headers) {
-        return r;
-    }
-    let Ok(loaded) = state.current.read().map(|c| c.clone()) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "state lock", None);
+    let loaded = match admin_view(&state, &headers) {
+        Ok(loaded) => loaded,
+        Err(r) => return r,
     };
     let reader = state.reader.clone();
     let now = crate::daemon::core::wall_now();
