@@ -751,30 +751,15 @@ impl Compactor {
         now: Instant,
         pause: &dyn Fn(),
     ) -> Result<u64, StoreError> {
-        let mut removed = 0;
-        for (n, item) in self.db.scan_prefix([SEEN]).enumerate() {
-            let (k, v) = item.map_err(err)?;
-            if n % COMPACT_CHUNK == COMPACT_CHUNK - 1 {
-                pause();
-            }
-            let seen = v.get(..8).and_then(be_u64).map(|t| t as Instant);
-            let new = match seen {
-                None => Some(now.to_be_bytes().to_vec()),
-                Some(t) if t < cutoff => None,
-                Some(_) => continue,
-            };
-            let gone = new.is_none();
-            if self
-                .db
-                .compare_and_swap(&k, Some(&v), new)
-                .map_err(err)?
-                .is_ok()
-                && gone
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        self.sweep(
+            SEEN,
+            pause,
+            &|v| match v.get(..8).and_then(be_u64).map(|t| t as Instant) {
+                None => Sweep::Replace(now.to_be_bytes().to_vec()),
+                Some(t) if t < cutoff => Sweep::Remove,
+                Some(_) => Sweep::Keep,
+            },
+        )
     }
 
     /// Removes history records from the oldest on while `time_of` (the caller reads its
@@ -824,26 +809,55 @@ impl Compactor {
         expired: &dyn Fn(&[u8]) -> bool,
         pause: &dyn Fn(),
     ) -> Result<u64, StoreError> {
+        self.sweep(OUTBOX, pause, &|v| {
+            if expired(v) {
+                Sweep::Remove
+            } else {
+                Sweep::Keep
+            }
+        })
+    }
+
+    /// Walks the keys of `prefix`, pausing every [`COMPACT_CHUNK`] keys, and applies what
+    /// `decide` says of each value with compare-and-swap (an entry changed meanwhile by the
+    /// core is left as it is); returns how many were removed.
+    fn sweep(
+        &self,
+        prefix: u8,
+        pause: &dyn Fn(),
+        decide: &dyn Fn(&[u8]) -> Sweep,
+    ) -> Result<u64, StoreError> {
         let mut removed = 0;
-        for (n, item) in self.db.scan_prefix([OUTBOX]).enumerate() {
+        for (n, item) in self.db.scan_prefix([prefix]).enumerate() {
             let (k, v) = item.map_err(err)?;
             if n % COMPACT_CHUNK == COMPACT_CHUNK - 1 {
                 pause();
             }
-            if !expired(&v) {
-                continue;
-            }
+            let new = match decide(&v) {
+                Sweep::Keep => continue,
+                Sweep::Replace(bytes) => Some(bytes),
+                Sweep::Remove => None,
+            };
+            let gone = new.is_none();
             if self
                 .db
-                .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                .compare_and_swap(&k, Some(&v), new)
                 .map_err(err)?
                 .is_ok()
+                && gone
             {
                 removed += 1;
             }
         }
         Ok(removed)
     }
+}
+
+/// What a [`Compactor`] sweep does with one entry.
+enum Sweep {
+    Keep,
+    Replace(Vec<u8>),
+    Remove,
 }
 
 /// Live entries of one kind of key (see the layout table).
