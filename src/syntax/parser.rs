@@ -2050,22 +2050,11 @@ fn before_trailing_comment(text: &str, pos: usize) -> usize {
     let Some(line) = text.get(line_start..pos) else {
         return pos;
     };
-    let mut in_string = false;
-    let mut chars = line.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' if in_string => {
-                chars.next();
-            }
-            '"' => in_string = !in_string,
-            '#' if !in_string => {
-                let code = line[..i].trim_end_matches([' ', '\t']);
-                return line_start + code.len();
-            }
-            _ => {}
-        }
+    let code = code_of_line(line);
+    if code.len() == line.len() {
+        return pos; // no comment on this line
     }
-    pos
+    line_start + code.trim_end_matches([' ', '\t']).len()
 }
 
 /// The text of the line before `pos`.
