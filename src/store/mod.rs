@@ -58,7 +58,7 @@ pub struct MemoryStore {
     /// Wake-ups as a min-heap with lazy deletion: an entry is live only while it equals
     /// `queued[slot]`; stale entries are dropped when they reach the top (a contiguous heap is
     /// far kinder to the cache than a tree with one node per contact).
-    queue: BinaryHeap<Reverse<(Instant, u32)>>,
+    queue: SlotHeap,
     seen: FastSet<String>,
     /// Per slot: something other than a recurring trigger is pending (a flag per contact,
     /// not a hash set: schedule ticks requeue every contact).
@@ -80,7 +80,90 @@ struct Watch {
     bits: Vec<u64>,
     /// Per slot: until when it belongs (exclusive; `Instant::MIN`: it does not).
     until: Vec<Instant>,
-    expiries: BinaryHeap<Reverse<(Instant, u32)>>,
+    expiries: SlotHeap,
+}
+
+/// A min-heap of (instant, slot) pairs, ordered by instant then slot, in 8 bytes an entry
+/// instead of 16: an instant within 2^31 seconds (68 years) of the first one pushed is kept
+/// as a 32-bit offset from a base packed with its slot in one `u64` whose order is the
+/// pair's; any other instant (none in practice) goes to a second heap of full pairs. The
+/// store's timer queue holds an entry per waiting contact, so its entry size is most of what
+/// a waiting instance costs the store.
+#[derive(Debug, Default)]
+struct SlotHeap {
+    /// The instant of offset 0 (set at the first push).
+    base: Option<Instant>,
+    near: BinaryHeap<Reverse<u64>>,
+    far: BinaryHeap<Reverse<(Instant, u32)>>,
+}
+
+impl SlotHeap {
+    fn len(&self) -> usize {
+        self.near.len() + self.far.len()
+    }
+
+    /// A heap of `pairs` (built in one pass, not pushed one by one).
+    fn from_pairs(pairs: impl Iterator<Item = (Instant, u32)>) -> SlotHeap {
+        let mut heap = SlotHeap::default();
+        let (mut near, mut far) = (Vec::new(), Vec::new());
+        for (time, slot) in pairs {
+            match heap.key(time) {
+                Some(key) => near.push(Reverse(key | u64::from(slot))),
+                None => far.push(Reverse((time, slot))),
+            }
+        }
+        heap.near = BinaryHeap::from(near);
+        heap.far = BinaryHeap::from(far);
+        heap
+    }
+
+    /// `time` as the upper half of a packed entry (`None`: out of the packed range). The
+    /// first call sets the base.
+    fn key(&mut self, time: Instant) -> Option<u64> {
+        let base = *self
+            .base
+            .get_or_insert_with(|| time.saturating_sub(1 << 31));
+        let offset = u32::try_from(time.checked_sub(base)?).ok()?;
+        Some(u64::from(offset) << 32)
+    }
+
+    fn push(&mut self, time: Instant, slot: u32) {
+        match self.key(time) {
+            Some(key) => self.near.push(Reverse(key | u64::from(slot))),
+            None => self.far.push(Reverse((time, slot))),
+        }
+    }
+
+    /// The smallest pair, without removing it.
+    fn peek(&self) -> Option<(Instant, u32)> {
+        let near = match (self.near.peek(), self.base) {
+            (Some(Reverse(key)), Some(base)) => Some((base + (key >> 32) as i64, *key as u32)),
+            _ => None,
+        };
+        match (near, self.far.peek()) {
+            (Some(n), Some(Reverse(f))) => Some(n.min(*f)),
+            (n, f) => n.or(f.map(|Reverse(f)| *f)),
+        }
+    }
+
+    /// Removes the smallest pair.
+    fn pop(&mut self) {
+        let top = self.peek();
+        if top.is_some() && self.far.peek().map(|Reverse(f)| *f) == top {
+            self.far.pop();
+        } else {
+            self.near.pop();
+        }
+    }
+
+    /// Keeps only the pairs `keep` accepts.
+    fn retain(&mut self, mut keep: impl FnMut(Instant, u32) -> bool) {
+        if let Some(base) = self.base {
+            self.near
+                .retain(|Reverse(key)| keep(base + (key >> 32) as i64, *key as u32));
+        }
+        self.far.retain(|Reverse((t, slot))| keep(*t, *slot));
+    }
 }
 
 impl Watch {
@@ -114,18 +197,17 @@ impl Watch {
         }
         self.bits[word] |= bit;
         if until != Instant::MAX {
-            self.expiries.push(Reverse((until, slot as u32)));
+            self.expiries.push(until, slot as u32);
             if self.expiries.len() > 2 * self.until.len() + 1024 {
                 let until = &self.until;
-                self.expiries
-                    .retain(|Reverse((t, slot))| until[*slot as usize] == *t);
+                self.expiries.retain(|t, slot| until[slot as usize] == t);
             }
         }
     }
 
     /// Takes out the slots whose occurrences all stopped counting at or before `now`.
     fn expire(&mut self, now: Instant) {
-        while let Some(Reverse((t, slot))) = self.expiries.peek().copied() {
+        while let Some((t, slot)) = self.expiries.peek() {
             if t > now {
                 break;
             }
@@ -175,7 +257,7 @@ impl MemoryStore {
         if self.queued[slot] != wake {
             self.queued[slot] = wake;
             if let Some(w) = wake {
-                self.queue.push(Reverse((w, id)));
+                self.queue.push(w, id);
             }
             self.drop_stale();
         }
@@ -191,19 +273,19 @@ impl MemoryStore {
 
     /// Keeps the top of the heap live, and the heap within twice the live entries.
     fn drop_stale(&mut self) {
-        while let Some(Reverse((w, id))) = self.queue.peek().copied() {
+        while let Some((w, id)) = self.queue.peek() {
             if self.queued[id as usize] == Some(w) {
                 break;
             }
             self.queue.pop();
         }
         if self.queue.len() > 2 * self.states.len() + 1024 {
-            self.queue = self
-                .queued
-                .iter()
-                .enumerate()
-                .filter_map(|(i, w)| w.map(|w| Reverse((w, i as u32))))
-                .collect();
+            self.queue = SlotHeap::from_pairs(
+                self.queued
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, w)| w.map(|w| (w, i as u32))),
+            );
         }
     }
 
@@ -227,13 +309,13 @@ impl MemoryStore {
 
     /// The earliest queued wake-up ([`Store::next_due`] without the contact's name).
     pub fn next_due_at(&self) -> Option<Instant> {
-        self.queue.peek().map(|Reverse((t, _))| *t)
+        self.queue.peek().map(|(t, _)| t)
     }
 
     /// Runs `f` on the contact of the earliest queued wake-up, if any, as
     /// [`Store::update`] on the contact [`Store::next_due`] names would.
     pub fn update_next_due(&mut self, f: impl FnOnce(&str, &mut ContactState)) {
-        if let Some(Reverse((_, slot))) = self.queue.peek().copied() {
+        if let Some((_, slot)) = self.queue.peek() {
             let slot = slot as usize;
             f(&self.names[slot], &mut self.states[slot]);
             self.changed(slot);
@@ -327,7 +409,7 @@ impl Store for MemoryStore {
     fn next_due(&self) -> Option<(Instant, String)> {
         self.queue
             .peek()
-            .map(|Reverse((t, i))| (*t, self.names[*i as usize].clone()))
+            .map(|(t, i)| (t, self.names[i as usize].clone()))
     }
 
     fn first_seen(&mut self, message_id: &str) -> Result<bool, StoreError> {
@@ -381,6 +463,58 @@ mod tests {
     fn watched(store: &mut MemoryStore, watch: WatchId, now: Instant) -> Vec<String> {
         let contacts = store.watched(watch, now);
         contacts.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn the_packed_heap_pops_in_the_order_of_a_heap_of_pairs() {
+        // Instants near the first one (packed), far before and after it (the second heap),
+        // at both ends of the packed range, and repeated; slots in any order.
+        let first: Instant = 1_770_000_000;
+        let mut times = vec![
+            first,
+            first - (1 << 31),
+            first - (1 << 31) - 1,
+            first + (1 << 31) - 1,
+            first + (1 << 31),
+            Instant::MIN,
+            Instant::MAX,
+            -5,
+            first,
+        ];
+        let mut x: u64 = 42;
+        for _ in 0..2_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let spread = if x % 7 == 0 { 1 << 40 } else { 86_400 * 30 };
+            times.push(first - spread / 2 + ((x >> 20) % spread as u64) as i64);
+        }
+        let mut heap = SlotHeap::default();
+        let mut reference = BinaryHeap::new();
+        for (i, t) in times.iter().enumerate() {
+            let slot = (i as u32).wrapping_mul(2_654_435_761) % 300;
+            heap.push(*t, slot);
+            reference.push(Reverse((*t, slot)));
+        }
+        assert!(heap.far.len() >= 5, "the far heap is exercised");
+        assert_eq!(heap.len(), reference.len());
+        let rebuilt = SlotHeap::from_pairs(reference.iter().map(|Reverse(p)| *p));
+        let mut rebuilt = rebuilt;
+        // Half popped, then a retain, then the rest.
+        for _ in 0..times.len() / 2 {
+            let Reverse(expected) = reference.pop().unwrap();
+            assert_eq!(heap.peek(), Some(expected));
+            assert_eq!(rebuilt.peek(), Some(expected));
+            heap.pop();
+            rebuilt.pop();
+        }
+        heap.retain(|t, slot| (t ^ i64::from(slot)) % 3 != 0);
+        reference.retain(|Reverse((t, slot))| (t ^ i64::from(*slot)) % 3 != 0);
+        assert_eq!(heap.len(), reference.len());
+        while let Some(Reverse(expected)) = reference.pop() {
+            assert_eq!(heap.peek(), Some(expected));
+            heap.pop();
+        }
+        assert_eq!(heap.peek(), None);
+        assert_eq!(std::mem::size_of::<Reverse<u64>>(), 8);
     }
 
     #[test]
