@@ -486,6 +486,7 @@ fn timers_section(compiled: &CompiledProject, options: &Options, contacts: usize
     let engine = Engine::new(compiled, EngineOptions::default());
     let mut rates = Vec::new();
     let mut ram = Vec::new();
+    let mut contact_ram = Vec::new();
     let mut fired_total = 0;
     for _ in 0..options.runs.max(1) {
         let mut store = MemoryStore::new();
@@ -507,6 +508,7 @@ fn timers_section(compiled: &CompiledProject, options: &Options, contacts: usize
                 properties: serde_json::Map::new(),
             }
         };
+        let empty = options.allocated.map(|a| a());
         for c in 0..contacts {
             let record = identify(c);
             let _ = store.update(&record.contact, |state| {
@@ -520,6 +522,9 @@ fn timers_section(compiled: &CompiledProject, options: &Options, contacts: usize
             });
         }
         let before = options.allocated.map(|a| a());
+        if let (Some(before), Some(empty)) = (before, empty) {
+            contact_ram.push(before.saturating_sub(empty) as f64 / contacts.max(1) as f64);
+        }
         for c in 0..contacts {
             let mut properties = serde_json::Map::new();
             properties.insert("total".into(), 42.5.into());
@@ -586,6 +591,15 @@ fn timers_section(compiled: &CompiledProject, options: &Options, contacts: usize
             &size,
             "B",
             ram,
+        ));
+    }
+    if !contact_ram.is_empty() {
+        figures.push(Figure::new(
+            "timers",
+            "RAM per contact after its identify (state with 3 traits, id, index, store slot)",
+            &size,
+            "B",
+            contact_ram,
         ));
     }
     figures

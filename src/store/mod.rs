@@ -1,9 +1,10 @@
 //! Where contact states, the timer queue and the seen `messageId`s live.
 //!
 //! Owns: the [`Store`] interface the drivers (simulate, test, the daemon) use, and
-//! [`MemoryStore`], the in-memory implementation for simulate and tests (with its index of the
-//! contacts whose history holds given events, so that a schedule tick visits only the contacts
-//! that can be in its audience); [`sled::SledStore`], the durable one of the daemon.
+//! [`MemoryStore`], the in-memory implementation for simulate and tests (each contact id held
+//! once, in a table of slots; wake-ups in a heap of 8-byte entries; its index of the contacts
+//! whose history holds given events, so that a schedule tick visits only the contacts that can
+//! be in its audience); [`sled::SledStore`], the durable one of the daemon.
 //! Must not: decide anything about flows (that is the engine). Only this module knows how
 //! states are kept; only `store::sled` imports sled.
 
@@ -11,7 +12,8 @@ pub mod sled;
 
 use crate::compile::EventId;
 use crate::engine::time::Instant;
-use crate::engine::{ContactState, FastMap, FastSet};
+use crate::engine::{ContactState, FastSet, ShortKeyHasher};
+use std::hash::Hasher;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -48,10 +50,10 @@ pub trait Store {
 }
 
 /// Everything in memory. Contacts are interned to indexes so that the timer queue compares
-/// integers.
+/// integers; each id is held once, in `names` (the index holds slots).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    index: FastMap<String, u32>,
+    index: NameIndex,
     names: Vec<String>,
     states: Vec<ContactState>,
     queued: Vec<Option<Instant>>,
@@ -81,6 +83,72 @@ struct Watch {
     /// Per slot: until when it belongs (exclusive; `Instant::MIN`: it does not).
     until: Vec<Instant>,
     expiries: SlotHeap,
+}
+
+/// The slots of contact ids: an open-addressing table (linear probing, at most three
+/// quarters full) of 8-byte buckets, each a slot and 32 bits of its id's hash, keyed by
+/// `names[slot]`, so that an id is not stored a second time as a hash-map key (a
+/// `HashMap<String, u32>` bucket is 32 bytes plus its copy of the id).
+#[derive(Debug, Default)]
+struct NameIndex {
+    /// Per bucket: slot + 1 (0: empty) and the upper half of the id's hash.
+    buckets: Vec<(u32, u32)>,
+    len: usize,
+}
+
+impl NameIndex {
+    fn hash(name: &str) -> u64 {
+        let mut hasher = ShortKeyHasher::default();
+        hasher.write(name.as_bytes());
+        hasher.finish()
+    }
+
+    /// The slot of `name` (`names` holds the ids by slot).
+    fn get(&self, name: &str, names: &[String]) -> Option<u32> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let hash = NameIndex::hash(name);
+        let (mask, tag) = (self.buckets.len() - 1, (hash >> 32) as u32);
+        let mut i = hash as usize & mask;
+        loop {
+            let (slot, t) = self.buckets[i];
+            if slot == 0 {
+                return None;
+            }
+            if t == tag && names[slot as usize - 1] == name {
+                return Some(slot - 1);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds `slot`, the slot of `names[slot]`, which is not in the index yet.
+    fn insert(&mut self, slot: u32, names: &[String]) {
+        if (self.len + 1) * 4 > self.buckets.len() * 3 {
+            let mut grown = NameIndex {
+                buckets: vec![(0, 0); (self.buckets.len() * 2).max(16)],
+                len: 0,
+            };
+            for (s, _) in &self.buckets {
+                if *s != 0 {
+                    grown.place(*s - 1, NameIndex::hash(&names[*s as usize - 1]));
+                }
+            }
+            *self = grown;
+        }
+        self.place(slot, NameIndex::hash(&names[slot as usize]));
+    }
+
+    fn place(&mut self, slot: u32, hash: u64) {
+        let mask = self.buckets.len() - 1;
+        let mut i = hash as usize & mask;
+        while self.buckets[i].0 != 0 {
+            i = (i + 1) & mask;
+        }
+        self.buckets[i] = (slot + 1, (hash >> 32) as u32);
+        self.len += 1;
+    }
 }
 
 /// A min-heap of (instant, slot) pairs, ordered by instant then slot, in 8 bytes an entry
@@ -229,12 +297,12 @@ impl MemoryStore {
     }
 
     fn slot(&mut self, contact: &str) -> usize {
-        if let Some(i) = self.index.get(contact) {
-            return *i as usize;
+        if let Some(i) = self.index.get(contact, &self.names) {
+            return i as usize;
         }
         let i = self.states.len();
-        self.index.insert(contact.to_string(), i as u32);
         self.names.push(contact.to_string());
+        self.index.insert(i as u32, &self.names);
         self.states.push(ContactState::default());
         self.queued.push(None);
         self.pending.push(false);
@@ -291,7 +359,9 @@ impl MemoryStore {
 
     /// Read access to one state (tests and reports).
     pub fn get(&self, contact: &str) -> Option<&ContactState> {
-        self.index.get(contact).map(|i| &self.states[*i as usize])
+        self.index
+            .get(contact, &self.names)
+            .map(|i| &self.states[i as usize])
     }
 
     /// Every state (for size measurements).
@@ -463,6 +533,42 @@ mod tests {
     fn watched(store: &mut MemoryStore, watch: WatchId, now: Instant) -> Vec<String> {
         let contacts = store.watched(watch, now);
         contacts.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn the_contact_index_finds_every_id_once_stored() {
+        let mut store = MemoryStore::new();
+        let ids: Vec<String> = (0..5_000)
+            .map(|i| match i % 4 {
+                0 => format!("c{i}"),
+                1 => format!("user-{i:08}@example.com"),
+                2 => "x".repeat(i % 40),
+                _ => format!("{i}"),
+            })
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            store
+                .update(id, |s| s.next_instance = i as u32 + 1)
+                .unwrap();
+        }
+        // `"x".repeat(n)` repeats ids (n < 40): a repeated id is the same contact.
+        let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(store.states().count(), distinct.len());
+        assert_eq!(store.index.len, distinct.len());
+        assert!(store.index.len * 4 <= store.index.buckets.len() * 3);
+        for (i, id) in ids.iter().enumerate() {
+            let last = ids.iter().rposition(|other| other == id).unwrap();
+            assert!(last >= i);
+            assert_eq!(store.get(id).map(|s| s.next_instance), Some(last as u32 + 1));
+            let slot = store.index.get(id, &store.names).unwrap() as usize;
+            assert_eq!(&store.names[slot], id);
+        }
+        for missing in ["c1", "user-00000000@example.com", "c5000", "x".repeat(41).as_str()] {
+            assert!(store.get(missing).is_none(), "{missing}");
+        }
+        let mut sorted: Vec<String> = distinct.into_iter().cloned().collect();
+        sorted.sort();
+        assert_eq!(store.contacts(), sorted);
     }
 
     #[test]
