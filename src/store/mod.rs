@@ -13,9 +13,9 @@ pub mod sled;
 use crate::compile::EventId;
 use crate::engine::time::Instant;
 use crate::engine::{ContactState, FastSet, ShortKeyHasher};
-use std::hash::Hasher;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::hash::Hasher;
 
 /// A failure of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -559,11 +559,19 @@ mod tests {
         for (i, id) in ids.iter().enumerate() {
             let last = ids.iter().rposition(|other| other == id).unwrap();
             assert!(last >= i);
-            assert_eq!(store.get(id).map(|s| s.next_instance), Some(last as u32 + 1));
+            assert_eq!(
+                store.get(id).map(|s| s.next_instance),
+                Some(last as u32 + 1)
+            );
             let slot = store.index.get(id, &store.names).unwrap() as usize;
             assert_eq!(&store.names[slot], id);
         }
-        for missing in ["c1", "user-00000000@example.com", "c5000", "x".repeat(41).as_str()] {
+        for missing in [
+            "c1",
+            "user-00000000@example.com",
+            "c5000",
+            "x".repeat(41).as_str(),
+        ] {
             assert!(store.get(missing).is_none(), "{missing}");
         }
         let mut sorted: Vec<String> = distinct.into_iter().cloned().collect();
@@ -589,7 +597,9 @@ mod tests {
         ];
         let mut x: u64 = 42;
         for _ in 0..2_000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let spread = if x % 7 == 0 { 1 << 40 } else { 86_400 * 30 };
             times.push(first - spread / 2 + ((x >> 20) % spread as u64) as i64);
         }
