@@ -890,70 +890,103 @@ enum Rename {
 
 /// Copies the one MessagePack value at the start of `input` to `out`, with map keys renamed
 /// as `way` says; returns the bytes of `input` it took, `None` when `input` is not
-/// MessagePack or (packing) a map key is already a negative fixint.
+/// MessagePack (or nested deeper than a state ever is) or, packing, a map key is already a
+/// negative fixint.
 fn rename_keys(input: &[u8], out: &mut Vec<u8>, way: Rename) -> Option<usize> {
-    // The values still to copy: (is a map key, count) per open container.
-    let mut at = 0;
-    let mut open: Vec<(bool, usize)> = vec![(false, 1)];
-    // Whether the next value is a map key: maps push 2 * len values, alternately key, value.
-    let mut keys: Vec<bool> = vec![false];
-    while let Some(top) = open.last_mut() {
-        if top.1 == 0 {
-            open.pop();
-            keys.pop();
-            continue;
-        }
-        top.1 -= 1;
-        let is_map = top.0;
-        let is_key = is_map && keys.last().copied().unwrap_or(false);
-        if is_map {
-            if let Some(k) = keys.last_mut() {
-                *k = !*k;
-            }
-        }
-        let b = *input.get(at)?;
-        if is_key {
-            match way {
-                Rename::Pack => {
-                    if b >= 0xe0 {
-                        return None;
-                    }
-                    if let Some((name, len)) = str_at(input, at) {
-                        if let Some(n) = FIELD_NAMES.iter().position(|f| f.as_bytes() == name) {
-                            out.push(0xe0 + n as u8);
-                            at += len;
-                            continue;
-                        }
-                    }
-                }
-                Rename::Unpack => {
-                    if b >= 0xe0 {
-                        let name = FIELD_NAMES.get(usize::from(b - 0xe0))?;
-                        out.push(0xa0 | name.len() as u8);
-                        out.extend_from_slice(name.as_bytes());
-                        at += 1;
-                        continue;
-                    }
-                }
-            }
-        }
-        let (header, body, children) = value_shape(input, at)?;
-        let end = at.checked_add(header)?.checked_add(body)?;
+    rename_value(input, 0, out, way, 0)
+}
+
+/// [`rename_keys`] of the value at `at`: returns where it ends.
+fn rename_value(
+    input: &[u8],
+    at: usize,
+    out: &mut Vec<u8>,
+    way: Rename,
+    depth: usize,
+) -> Option<usize> {
+    // The common values first: one-byte ones, short strings.
+    let b = *input.get(at)?;
+    if !(0x80..0xe0).contains(&b) || matches!(b, 0xc0 | 0xc2 | 0xc3) {
+        out.push(b);
+        return Some(at + 1);
+    }
+    if (0xa0..=0xbf).contains(&b) {
+        let end = at + 1 + usize::from(b & 0x1f);
         out.extend_from_slice(input.get(at..end)?);
-        at = end;
-        match children {
-            Children::None => {}
-            Children::Array(n) => {
-                open.push((false, n));
-                keys.push(false);
+        return Some(end);
+    }
+    let (header, body, children) = value_shape(input, at)?;
+    let end = at.checked_add(header)?.checked_add(body)?;
+    out.extend_from_slice(input.get(at..end)?);
+    let mut at = end;
+    match children {
+        Children::None => {}
+        Children::Array(n) => {
+            if depth > 64 {
+                return None;
             }
-            Children::Map(n) => {
-                open.push((true, n.checked_mul(2)?));
-                keys.push(true);
+            for _ in 0..n {
+                at = rename_value(input, at, out, way, depth + 1)?;
+            }
+        }
+        Children::Map(n) => {
+            if depth > 64 {
+                return None;
+            }
+            for _ in 0..n {
+                at = rename_key(input, at, out, way)?;
+                at = rename_value(input, at, out, way, depth + 1)?;
             }
         }
     }
     Some(at)
+}
+
+/// One map key at `at`, renamed: returns where it ends.
+fn rename_key(input: &[u8], at: usize, out: &mut Vec<u8>, way: Rename) -> Option<usize> {
+    let b = *input.get(at)?;
+    match way {
+        Rename::Pack => {
+            if b >= 0xe0 {
+                return None;
+            }
+            if (0xa0..=0xbf).contains(&b) {
+                let len = usize::from(b & 0x1f);
+                let name = input.get(at + 1..at + 1 + len)?;
+                if let Some(n) = field_number(name) {
+                    out.push(0xe0 + n);
+                    return Some(at + 1 + len);
+                }
+            }
+        }
+        Rename::Unpack => {
+            if b >= 0xe0 {
+                let name = FIELD_NAMES.get(usize::from(b - 0xe0))?;
+                out.push(0xa0 | name.len() as u8);
+                out.extend_from_slice(name.as_bytes());
+                return Some(at + 1);
+            }
+        }
+    }
+    let (header, body, children) = value_shape(input, at)?;
+    match children {
+        // A map key that is itself a container: copied as a value.
+        Children::Array(_) | Children::Map(_) => rename_value(input, at, out, way, 64),
+        Children::None => {
+            let end = at.checked_add(header)?.checked_add(body)?;
+            out.extend_from_slice(input.get(at..end)?);
+            Some(end)
+        }
+    }
+}
+
+/// The number of a field name in [`FIELD_NAMES`].
+fn field_number(name: &[u8]) -> Option<u8> {
+    // Names of one length are few: compare only those.
+    FIELD_NAMES
+        .iter()
+        .position(|f| f.len() == name.len() && f.as_bytes() == name)
+        .map(|n| n as u8)
 }
 
 /// What follows a MessagePack header.
@@ -998,15 +1031,6 @@ fn value_shape(input: &[u8], at: usize) -> Option<(usize, usize, Children)> {
         0xdf => (5, 0, Children::Map(n(4)?)),
         0xc1 => return None,
     })
-}
-
-/// The string at `at` (its bytes, and the length of the whole value), if it is one.
-fn str_at(input: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let (header, body, _) = match input.get(at)? {
-        0xa0..=0xbf | 0xd9 | 0xda | 0xdb => value_shape(input, at)?,
-        _ => return None,
-    };
-    Some((input.get(at + header..at + header + body)?, header + body))
 }
 
 /// Which files of the sled directory were synced, so that a commit syncs only what changed.
@@ -1610,7 +1634,7 @@ mod tests {
         let record = |n: u64| format!("{{\"n\":{n},\"pad\":\"{}\"}}", "p".repeat(40)).into_bytes();
         let total = 400u64;
         {
-            let mut store = SledStore::open(dir.path()).unwrap();
+            let store = SledStore::open(dir.path()).unwrap();
             // An old store's one-record keys first.
             for n in 0..3u64 {
                 store
