@@ -155,6 +155,13 @@ pub fn run(
         }
         figures.push(Figure::new(
             "daemon-disk",
+            "  sled keys per waiting instance (sled costs ~100 B of page and log per key)",
+            &size,
+            "keys",
+            s.keys_per_instance,
+        ));
+        figures.push(Figure::new(
+            "daemon-disk",
             "waiting instances in the store",
             &size,
             "instances",
@@ -276,6 +283,7 @@ struct Samples {
     raw_200: Vec<f64>,
     disk_per_instance: Vec<f64>,
     kinds: Vec<(String, Vec<f64>)>,
+    keys_per_instance: Vec<f64>,
     waiting: Vec<f64>,
     cold: Vec<f64>,
     jump_rate: Vec<f64>,
@@ -343,6 +351,8 @@ fn one_round(
         let usage =
             crate::store::sled::space_by_kind(&store).map_err(|e| BenchError(e.to_string()))?;
         let mut waiting_instances = 0;
+        let keys: u64 = usage.iter().map(|k| k.entries).sum();
+        s.keys_per_instance.push(keys as f64 / n as f64);
         for kind in usage {
             if kind.name == "contact" {
                 waiting_instances = kind.entries;
