@@ -2,8 +2,8 @@
 //!
 //! Owns: the on-disk layout (one sled tree, keys prefixed by kind so that one `Batch` covers a
 //! whole group atomically), the encoding of contact states (packed MessagePack, see below), the
-//! time-ordered timer index and its in-memory head, `messageId` dedupe, the outbox (entries and
-//! their due index), the event history log (records in chunks), small metadata, real durability on a sync thread
+//! time-ordered timer index and its in-memory head, `messageId` dedupe, the outbox (entries,
+//! their due index and the per-group records of entries due at once), the event history log (records in chunks), small metadata, real durability on a sync thread
 //! of its own (see [`SledStore::commit_then`]), the removals of retention ([`Compactor`]),
 //! and the benchmark's raw sled baseline ([`raw_ceiling`], [`space_by_kind`]).
 //! Must not: decide anything about flows or deliveries (the engine and the daemon do), or what
@@ -1347,7 +1347,10 @@ impl Compactor {
 
     /// Removes the outbox entries for which `expired` (the caller reads its bytes) says so;
     /// an entry still in the dispatch queue is never removed (the caller says expired only
-    /// for finished ones).
+    /// for finished ones: a pending entry listed in a `p` record, or one with a `q` key, is
+    /// not finished). `p` records are left alone: one is removed with its last entry's
+    /// outcome, before that entry can be finished, and start-up skips listed entries that are
+    /// missing.
     pub fn outbox(
         &self,
         expired: &dyn Fn(&[u8]) -> bool,
@@ -2084,9 +2087,10 @@ mod tests {
             store.put_outbox("c1", "k1", b"pending", None, Some(100));
             store.put_outbox("c1", "k2", b"pending", None, Some(100));
             store.commit().unwrap();
-            // Settled in a store that did not know the record (written as if by a crash
-            // between the outcome and the record's removal cannot happen: one batch; this
-            // is the worst case start-up must bear), and one entry gone altogether.
+            // Behind the record's back (the core always settles through `put_outbox`, in
+            // the batch that removes the record with its last entry): one entry settled,
+            // one gone altogether, as the compactor removes finished ones. Start-up must
+            // bear a record that outlived its entries.
             store
                 .db
                 .insert(key(OUTBOX, &outbox_id("c1", "k1")), &b"done"[..])
