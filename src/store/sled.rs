@@ -2124,10 +2124,7 @@ mod tests {
             old.extend_from_slice(&(100u64 ^ (1 << 63)).to_be_bytes());
             old.extend_from_slice(b"c1\0k1");
             store.db.insert(old, Vec::<u8>::new()).unwrap();
-            store
-                .db
-                .insert(b"oc1\0k1".to_vec(), &b"pending"[..])
-                .unwrap();
+            store.db.insert(b"oc1\0k1", &b"pending"[..]).unwrap();
         }
         let mut store = SledStore::open(dir.path()).unwrap();
         assert_eq!(queued(&mut store), vec![entry("c1", "k1")]);
