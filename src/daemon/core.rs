@@ -175,8 +175,13 @@ impl Core {
     ) -> Result<Core, String> {
         let mut store = store;
         store.set_now(wall_now());
+        // The `q` keys and the entries of `p` records still pending (src/store/sled.rs).
         let queue: BTreeSet<_> = store
-            .outbox_queue()
+            .outbox_start(&|bytes| {
+                OutboxEntry::decode(bytes)
+                    .filter(|e| matches!(e.status, EntryStatus::Pending))
+                    .map(|e| e.time)
+            })
             .map_err(|e| e.to_string())?
             .into_iter()
             .collect();

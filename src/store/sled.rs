@@ -2,8 +2,8 @@
 //!
 //! Owns: the on-disk layout (one sled tree, keys prefixed by kind so that one `Batch` covers a
 //! whole group atomically), the encoding of contact states (packed MessagePack, see below), the
-//! time-ordered timer index and its in-memory head, `messageId` dedupe, the outbox (entries and
-//! their due index), the event history log (records in chunks), small metadata, real durability on a sync thread
+//! time-ordered timer index and its in-memory head, `messageId` dedupe, the outbox (entries,
+//! their due index and the per-group records of entries due at once), the event history log (records in chunks), small metadata, real durability on a sync thread
 //! of its own (see [`SledStore::commit_then`]), the removals of retention ([`Compactor`]),
 //! and the benchmark's raw sled baseline ([`raw_ceiling`], [`space_by_kind`]).
 //! Must not: decide anything about flows or deliveries (the engine and the daemon do), or what
@@ -19,7 +19,8 @@
 //! | `t` BE(wake) contact | empty: the timer index |
 //! | `m` messageId | instant first seen, for retention: BE u32 seconds (older stores: BE i64; empty before retention) |
 //! | `o` contact `\0` idempotency key | outbox entry (the caller's bytes) |
-//! | `q` BE(next try) contact `\0` idempotency key | empty: outbox entries to dispatch |
+//! | `q` BE(next try) contact `\0` idempotency key | empty: outbox entries to dispatch later (due after their group's now, and retries) |
+//! | `p` BE(number) | outbox entries that were due at once when decided, one record per group that decided any: per entry its id (contact `\0` idempotency key) with its length (LEB128) before it; removed in the group in which the last of them settles ([`SledStore::put_outbox`]) |
 //! | `h` BE(sequence of its first record) | a chunk of applied records of one group: `0xc1 0x00`, then per record its length (LEB128) and the caller's bytes; or `0xc1 0x01` and those records compressed with zstd; a chunk of one record (and every key of older stores) is the record alone |
 //! | `v` name | metadata (the caller's bytes); `v store:timers`: BE(number of timer keys) |
 //!
@@ -48,6 +49,7 @@ const TIMER: u8 = b't';
 const SEEN: u8 = b'm';
 const OUTBOX: u8 = b'o';
 const OUTBOX_DUE: u8 = b'q';
+const OUTBOX_NOW: u8 = b'p';
 const HISTORY: u8 = b'h';
 const META: u8 = b'v';
 /// The metadata name under which the number of timer keys is kept.
@@ -78,6 +80,21 @@ pub struct SledStore {
     now: Instant,
     /// What the last commit did (for metrics).
     pub last_commit: CommitStats,
+    due_now: DueNow,
+}
+
+/// The `p` records (see the layout): the one the open group writes, and how many entries of
+/// each written one are still unsettled. Rebuilt at start-up by [`SledStore::outbox_start`].
+#[derive(Default)]
+struct DueNow {
+    /// The number of the open group's record.
+    next: u64,
+    /// The ids the open group lists (the value of its record).
+    open: Vec<u8>,
+    /// Unsettled entries per record number (the open one included).
+    unsettled: HashMap<u64, usize>,
+    /// The record each unsettled listed entry is in, by id.
+    listed: HashMap<Vec<u8>, u64>,
 }
 
 /// Figures of one commit.
@@ -211,6 +228,10 @@ impl SledStore {
             Some(v) => be_u64(&v).map_or(0, |n| n as usize),
             None => db.scan_prefix([TIMER]).count(),
         };
+        let next_due_now = match db.scan_prefix([OUTBOX_NOW]).keys().next_back() {
+            Some(k) => be_u64(&k.map_err(err)?[1..]).map_or(0, |n| n + 1),
+            None => 0,
+        };
         let syncer = Some(Syncer::start(db.clone(), dir.to_path_buf())?);
         let mut store = SledStore {
             db,
@@ -228,6 +249,10 @@ impl SledStore {
             syncer,
             now: 0,
             last_commit: CommitStats::default(),
+            due_now: DueNow {
+                next: next_due_now,
+                ..DueNow::default()
+            },
         };
         store.refill()?;
         Ok(store)
@@ -296,6 +321,7 @@ impl SledStore {
     pub fn commit_then(&mut self, on_durable: OnDurable) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         self.flush_history();
+        self.flush_due_now();
         if self.batch_ops > 0 && self.timers.count != self.timers.stored_count {
             let count = (self.timers.count as u64).to_be_bytes().to_vec();
             self.put(key(META, TIMER_COUNT.as_bytes()), count);
@@ -381,6 +407,12 @@ impl SledStore {
 
     /// Writes an outbox entry; with `due`, queues it for dispatch at that instant (and takes
     /// it off the dispatch queue at `was_due`).
+    ///
+    /// A new entry (no `was_due`) due by the group's now ([`SledStore::set_now`]) gets no `q`
+    /// key: it is listed in the open group's `p` record, written in the same batch (one key
+    /// for all of them). Taking such an entry off the queue (its outcome written) removes
+    /// nothing of its own: the `p` record goes in the group in which its last entry settles.
+    /// Other entries (due later, retries) get a `q` key as before.
     pub fn put_outbox(
         &mut self,
         contact: &str,
@@ -391,12 +423,112 @@ impl SledStore {
     ) {
         let id = outbox_id(contact, idempotency_key);
         if let Some(t) = was_due {
-            self.remove(due_key(t, &id));
+            match self.due_now.listed.remove(&id) {
+                Some(record) => self.settle_due_now(record),
+                None => self.remove(due_key(t, &id)),
+            }
         }
-        if let Some(t) = due {
-            self.put(due_key(t, &id), Vec::new());
+        match due {
+            Some(t) if was_due.is_none() && t <= self.now => self.list_due_now(id.clone()),
+            Some(t) => self.put(due_key(t, &id), Vec::new()),
+            None => {}
         }
         self.put(key(OUTBOX, &id), entry.to_vec());
+    }
+
+    /// Lists a new entry due at once in the open group's `p` record.
+    fn list_due_now(&mut self, id: Vec<u8>) {
+        let open = self.due_now.next;
+        match self.due_now.listed.get(&id) {
+            Some(record) if *record == open => return,
+            // Decided again (same id): it is listed in this group's record now.
+            Some(record) => {
+                let record = *record;
+                self.settle_due_now(record);
+            }
+            None => {}
+        }
+        if self.due_now.open.is_empty() {
+            // The key the record will be written to.
+            self.batch_ops += 1;
+        }
+        push_varint(&mut self.due_now.open, id.len());
+        self.due_now.open.extend_from_slice(&id);
+        *self.due_now.unsettled.entry(open).or_insert(0) += 1;
+        self.due_now.listed.insert(id, open);
+    }
+
+    /// One entry of `p` record `record` settled; the record goes with its last one.
+    fn settle_due_now(&mut self, record: u64) {
+        let Some(n) = self.due_now.unsettled.get_mut(&record) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.due_now.unsettled.remove(&record);
+            if record != self.due_now.next {
+                self.remove(key(OUTBOX_NOW, &record.to_be_bytes()));
+            }
+        }
+    }
+
+    /// Puts the open group's `p` record into the batch (its operation was counted when it
+    /// was opened); a record all of whose entries settled in this same group is not written.
+    fn flush_due_now(&mut self) {
+        if self.due_now.open.is_empty() {
+            return;
+        }
+        let record = self.due_now.next;
+        let value = std::mem::take(&mut self.due_now.open);
+        if self.due_now.unsettled.contains_key(&record) {
+            self.batch
+                .insert(key(OUTBOX_NOW, &record.to_be_bytes()), value);
+        }
+        self.due_now.next += 1;
+    }
+
+    /// The queue to dispatch at start-up, by due time: (due, contact, idempotency key): every
+    /// `q` key, and every entry listed in a `p` record for which `pending` (the caller reads
+    /// its bytes) gives a due time (missing and settled entries are skipped). A `p` record
+    /// with no pending entry left is removed (in the open group). Rebuilds what
+    /// [`SledStore::put_outbox`] needs to settle the listed entries; call it once, before
+    /// any outbox write.
+    pub fn outbox_start(
+        &mut self,
+        pending: &dyn Fn(&[u8]) -> Option<Instant>,
+    ) -> Result<Vec<(Instant, String, String)>, StoreError> {
+        let mut queue = self.outbox_queue()?;
+        let mut empty = Vec::new();
+        for item in self.db.scan_prefix([OUTBOX_NOW]) {
+            let (k, v) = item.map_err(err)?;
+            let Some(record) = be_u64(&k[1..]) else {
+                continue;
+            };
+            let mut unsettled = 0;
+            for id in listed_ids(&v) {
+                let Some(bytes) = self.db.get(key(OUTBOX, id)).map_err(err)? else {
+                    continue;
+                };
+                let (Some(t), Some((contact, key))) = (pending(&bytes), split_outbox_id(id)) else {
+                    continue;
+                };
+                if self.due_now.listed.insert(id.to_vec(), record).is_none() {
+                    unsettled += 1;
+                }
+                queue.push((t, contact, key));
+            }
+            if unsettled == 0 {
+                empty.push(k.to_vec());
+            } else {
+                self.due_now.unsettled.insert(record, unsettled);
+            }
+        }
+        for k in empty {
+            self.remove(k);
+        }
+        queue.sort();
+        queue.dedup();
+        Ok(queue)
     }
 
     /// An outbox entry (committed state).
@@ -413,8 +545,9 @@ impl SledStore {
             .map(|v| v.to_vec()))
     }
 
-    /// Every queued outbox entry, by due time: (due, contact, idempotency key). Read once at
-    /// start-up; the daemon keeps the queue in memory afterwards.
+    /// The outbox entries with a `q` key, by due time: (due, contact, idempotency key). The
+    /// daemon reads its queue once at start-up with [`SledStore::outbox_start`] (these and
+    /// the pending entries of `p` records) and keeps it in memory afterwards.
     pub fn outbox_queue(&self) -> Result<Vec<(Instant, String, String)>, StoreError> {
         let mut queue = Vec::new();
         for item in self.db.scan_prefix([OUTBOX_DUE]) {
@@ -1214,7 +1347,10 @@ impl Compactor {
 
     /// Removes the outbox entries for which `expired` (the caller reads its bytes) says so;
     /// an entry still in the dispatch queue is never removed (the caller says expired only
-    /// for finished ones).
+    /// for finished ones: a pending entry listed in a `p` record, or one with a `q` key, is
+    /// not finished). `p` records are left alone: one is removed with its last entry's
+    /// outcome, before that entry can be finished, and start-up skips listed entries that are
+    /// missing.
     pub fn outbox(
         &self,
         expired: &dyn Fn(&[u8]) -> bool,
@@ -1295,6 +1431,7 @@ pub fn space_by_kind(dir: &Path) -> Result<Vec<KindUsage>, StoreError> {
         SEEN => "dedupe",
         OUTBOX => "outbox",
         OUTBOX_DUE => "outbox-due",
+        OUTBOX_NOW => "outbox-due-now",
         HISTORY => "history",
         META => "meta",
         _ => "other",
@@ -1440,6 +1577,17 @@ fn split_outbox_id(id: &[u8]) -> Option<(String, String)> {
         String::from_utf8_lossy(&id[..at]).to_string(),
         String::from_utf8_lossy(&id[at + 1..]).to_string(),
     ))
+}
+
+/// The ids of a `p` record's value (see the layout); stops at a truncated one.
+fn listed_ids(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let (len, start) = read_varint(value, at)?;
+        let id = value.get(start..start.checked_add(len)?)?;
+        at = start + len;
+        Some(id)
+    })
 }
 
 fn due_key(t: Instant, id: &[u8]) -> Vec<u8> {
@@ -1830,5 +1978,203 @@ mod tests {
             reader.history(1, 10).unwrap(),
             vec![(1, b"{\"a\":1}".to_vec())]
         );
+    }
+
+    /// The start-up reader of the tests: an entry is pending while its bytes say so, due at 100.
+    fn pending_at_100(bytes: &[u8]) -> Option<Instant> {
+        (bytes == b"pending").then_some(100)
+    }
+
+    fn keys_of(store: &SledStore, prefix: u8) -> usize {
+        store.db.scan_prefix([prefix]).count()
+    }
+
+    fn queued(store: &mut SledStore) -> Vec<(Instant, String, String)> {
+        store.outbox_start(&pending_at_100).unwrap()
+    }
+
+    fn entry(contact: &str, key: &str) -> (Instant, String, String) {
+        (100, contact.to_string(), key.to_string())
+    }
+
+    #[test]
+    fn entries_due_at_once_share_one_record_that_goes_with_the_last_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = SledStore::open(dir.path()).unwrap();
+            assert!(queued(&mut store).is_empty());
+            // (The first commit of an open also writes the timer count.)
+            store.put_meta("m", b"");
+            store.commit().unwrap();
+            store.set_now(100);
+            for k in ["k1", "k2", "k3"] {
+                store.put_outbox("c1", k, b"pending", None, Some(100));
+            }
+            // Due later: a `q` key as before.
+            store.put_outbox("c2", "later", b"pending-later", None, Some(500));
+            store.commit().unwrap();
+            // Three `o` puts and one `p` record, plus the later one's `o` and `q`.
+            assert_eq!(store.last_commit.operations, 6);
+            assert_eq!(keys_of(&store, OUTBOX_NOW), 1);
+            assert_eq!(keys_of(&store, OUTBOX_DUE), 1);
+            // k1 written: its outcome is the only write.
+            store.put_outbox("c1", "k1", b"done", Some(100), None);
+            store.commit().unwrap();
+            assert_eq!(store.last_commit.operations, 1);
+            assert_eq!(keys_of(&store, OUTBOX_NOW), 1);
+        }
+        {
+            // A crash before k2 and k3 settled: both are found again (k1 is not).
+            let mut store = SledStore::open(dir.path()).unwrap();
+            assert_eq!(
+                queued(&mut store),
+                vec![
+                    entry("c1", "k2"),
+                    entry("c1", "k3"),
+                    (500, "c2".into(), "later".into())
+                ]
+            );
+            store.set_now(200);
+            store.put_outbox("c1", "k2", b"done", Some(100), None);
+            store.commit().unwrap();
+            assert_eq!(keys_of(&store, OUTBOX_NOW), 1);
+            // The last one settles: the record goes in the same group.
+            store.put_outbox("c1", "k3", b"done", Some(100), None);
+            store.commit().unwrap();
+            assert_eq!(store.last_commit.operations, 2);
+            assert_eq!(keys_of(&store, OUTBOX_NOW), 0);
+            assert_eq!(
+                store.reader().outbox_of("c1").unwrap(),
+                vec![b"done".to_vec(), b"done".to_vec(), b"done".to_vec()]
+            );
+        }
+        let mut store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            queued(&mut store),
+            vec![(500, "c2".to_string(), "later".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_retry_of_a_listed_entry_gets_a_due_key_and_settles_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SledStore::open(dir.path()).unwrap();
+        store.set_now(100);
+        store.put_outbox("c1", "k1", b"pending", None, Some(100));
+        store.commit().unwrap();
+        store.put_outbox("c1", "k1", b"retrying", Some(100), Some(160));
+        store.commit().unwrap();
+        assert_eq!(keys_of(&store, OUTBOX_NOW), 0);
+        assert_eq!(
+            store.outbox_queue().unwrap(),
+            vec![(160, "c1".to_string(), "k1".to_string())]
+        );
+        // The retry's outcome takes its `q` key away as before.
+        store.put_outbox("c1", "k1", b"done", Some(160), None);
+        store.commit().unwrap();
+        assert_eq!(keys_of(&store, OUTBOX_DUE), 0);
+        drop(store);
+        let mut store = SledStore::open(dir.path()).unwrap();
+        assert!(queued(&mut store).is_empty());
+    }
+
+    #[test]
+    fn a_record_with_nothing_pending_left_is_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = SledStore::open(dir.path()).unwrap();
+            store.set_now(100);
+            store.put_outbox("c1", "k1", b"pending", None, Some(100));
+            store.put_outbox("c1", "k2", b"pending", None, Some(100));
+            store.commit().unwrap();
+            // Behind the record's back (the core always settles through `put_outbox`, in
+            // the batch that removes the record with its last entry): one entry settled,
+            // one gone altogether, as the compactor removes finished ones. Start-up must
+            // bear a record that outlived its entries.
+            store
+                .db
+                .insert(key(OUTBOX, &outbox_id("c1", "k1")), &b"done"[..])
+                .unwrap();
+            store
+                .db
+                .remove(key(OUTBOX, &outbox_id("c1", "k2")))
+                .unwrap();
+        }
+        let mut store = SledStore::open(dir.path()).unwrap();
+        assert!(queued(&mut store).is_empty());
+        store.commit().unwrap();
+        assert_eq!(keys_of(&store, OUTBOX_NOW), 0);
+        // New records are numbered on.
+        store.set_now(100);
+        store.put_outbox("c1", "k3", b"pending", None, Some(90));
+        store.commit().unwrap();
+        drop(store);
+        let mut store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(queued(&mut store), vec![entry("c1", "k3")]);
+    }
+
+    #[test]
+    fn a_store_with_due_keys_only_starts_as_before() {
+        // What every store written before `p` records holds: a `q` key for every entry
+        // (the bytes of the old layout: `q` BE(ordered due) contact 0 key, empty value).
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let mut old = vec![b'q'];
+            old.extend_from_slice(&(100u64 ^ (1 << 63)).to_be_bytes());
+            old.extend_from_slice(b"c1\0k1");
+            store.db.insert(old, Vec::<u8>::new()).unwrap();
+            store.db.insert(b"oc1\0k1", &b"pending"[..]).unwrap();
+        }
+        let mut store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(queued(&mut store), vec![entry("c1", "k1")]);
+        store.set_now(100);
+        store.put_outbox("c1", "k1", b"done", Some(100), None);
+        store.commit().unwrap();
+        assert_eq!(keys_of(&store, OUTBOX_DUE), 0);
+    }
+
+    /// The sled operations of one fired timer with three sends, decided and later written
+    /// (the bench's daemon-jump shape), in groups of 250 timers: state put, timer key move,
+    /// then per send its `o` entry at the decision and again with the outcome; before `p`
+    /// records, also a `q` put and a `q` remove per send.
+    #[test]
+    fn operations_per_fired_timer() {
+        fn per_timer(now: Instant) -> f64 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = SledStore::open(dir.path()).unwrap();
+            for c in 0..250 {
+                store.save(&format!("c{c}"), &state(Some(100))).unwrap();
+            }
+            store.commit().unwrap();
+            store.set_now(now);
+            let mut ops = 0;
+            for c in 0..250 {
+                let contact = format!("c{c}");
+                store.update(&contact, |s| s.wake = Some(100_000)).unwrap();
+                for k in 0..3 {
+                    store.put_outbox(&contact, &format!("k{k}"), b"pending", None, Some(100));
+                }
+            }
+            store.commit().unwrap();
+            ops += store.last_commit.operations;
+            for c in 0..250 {
+                for k in 0..3 {
+                    let contact = format!("c{c}");
+                    store.put_outbox(&contact, &format!("k{k}"), b"done", Some(100), None);
+                }
+            }
+            store.commit().unwrap();
+            ops += store.last_commit.operations;
+            assert!(store.outbox_queue().unwrap().is_empty());
+            assert_eq!(keys_of(&store, OUTBOX_NOW), 0);
+            ops as f64 / 250.0
+        }
+        // A store clock before the due time gives every entry a `q` key: the old layout.
+        let before = per_timer(0);
+        let after = per_timer(100);
+        eprintln!("sled operations per fired timer (3 sends): {before} -> {after}");
+        assert!(before >= 15.0, "{before}");
+        assert!(after <= 9.1, "{after}");
     }
 }
