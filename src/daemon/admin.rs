@@ -83,7 +83,7 @@ pub fn open_store(project: &Path, data: &Option<PathBuf>) -> Result<StoreReader,
     }
     match SledStore::open(&dir) {
         Ok(store) => Ok(store.reader()),
-        Err(e) if e.0.contains("could not acquire lock") => Err(format!(
+        Err(e) if e.0.contains(crate::store::sled::IN_USE) => Err(format!(
             "the store `{}` is in use by a running `flowc run`; ask the daemon instead: `--server URL --admin-key K`",
             dir.display()
         )),

@@ -206,14 +206,13 @@ impl SledStore {
     pub fn open_with(dir: &Path, compress: bool) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
             .cache_capacity(256 * 1024 * 1024)
             .use_compression(compressed(dir, compress))
-            .compression_factor(1)
-            .open()
-            .map_err(|e| StoreError(format!("cannot open the store `{}`: {e}", dir.display())))?;
+            .compression_factor(1);
+        let db = open_locked(&config, dir)?;
         let next_history = match db.scan_prefix([HISTORY]).next_back() {
             Some(Ok((k, v))) => be_u64(&k[1..]).map_or(0, |first| {
                 first + history_records(&plain_history(&v)).count() as u64
@@ -1513,6 +1512,42 @@ pub fn fsync_floor(dir: &Path, rounds: usize) -> Result<f64, StoreError> {
     Ok(started.elapsed().as_secs_f64() / rounds.max(1) as f64)
 }
 
+/// Words of the error [`SledStore::open`] gives when another process holds the store (callers
+/// match on them to say what to do instead).
+pub const IN_USE: &str = "is in use by another process";
+
+/// How long [`open_locked`] waits for the store's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] while the directory's lock is held: sled's I/O
+/// threads can hold the `db` file (and its lock) for a moment after the last handle of a
+/// store in the same process is dropped, so a reopen right after a close could fail. A lock
+/// still held after that is another process using the store, and the error says so.
+fn open_locked(config: &sled::Config, dir: &Path) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(StoreError(format!(
+                        "the store `{}` {IN_USE} (is another `flowc run` using this data \
+                         directory? stop it, or give this one its own `--data DIR`)",
+                        dir.display()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(StoreError(format!(
+                    "cannot open the store `{}`: {e}",
+                    dir.display()
+                )))
+            }
+        }
+    }
+}
+
 fn err(e: sled::Error) -> StoreError {
     StoreError(format!("sled: {e}"))
 }
@@ -1607,6 +1642,30 @@ mod tests {
             wake,
             ..ContactState::default()
         }
+    }
+
+    #[test]
+    fn a_store_held_by_another_handle_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = SledStore::open(dir.path()).unwrap();
+        let started = std::time::Instant::now();
+        let err = SledStore::open(dir.path()).err().expect("the lock is held");
+        assert!(err.0.contains(IN_USE), "{}", err.0);
+        assert!(err.0.contains("--data DIR"), "{}", err.0);
+        // It waited for the lock before giving up (a closing handle releases it in that time).
+        assert!(started.elapsed() >= LOCK_WAIT);
+    }
+
+    #[test]
+    fn a_store_reopens_right_after_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..20 {
+            let mut store = SledStore::open(dir.path()).unwrap();
+            store.put_meta("round", &[round]);
+            store.commit().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.meta("round").unwrap(), Some(vec![19]));
     }
 
     #[test]
