@@ -1456,17 +1456,19 @@ pub fn space_by_kind(dir: &Path) -> Result<Vec<KindUsage>, StoreError> {
     Ok(kinds)
 }
 
-/// The raw sled ceiling for the daemon's write pattern (the benchmark's baseline, here
-/// because only this module names sled): per event read a state, write it (`state_bytes`),
-/// move its timer key (remove + insert), write an outbox entry (`outbox_bytes`); one
-/// `apply_batch` + `flush` + `fdatasync` of the `db` file per group of `group` events.
+/// The raw sled ceiling for the daemon's write pattern of the benchmark's `daemon-http`
+/// section (the baseline, here because only this module names sled), in this module's
+/// layout: per event (a new contact) read its state and its messageId, write the state
+/// (`state_bytes`), its timer key and its messageId (a 4-byte first-seen instant); per group
+/// one history chunk (`history_bytes`); one `apply_batch` + `flush` + `fdatasync` of the `db`
+/// file per group of `group` events. No engine, no HTTP, no encoding: what sled alone takes.
 /// Returns the seconds the `events` took, in a fresh store in `dir`.
 pub fn raw_ceiling(
     dir: &Path,
     events: usize,
     group: usize,
     state_bytes: usize,
-    outbox_bytes: usize,
+    history_bytes: usize,
 ) -> Result<f64, StoreError> {
     let db = sled::Config::new()
         .path(dir)
@@ -1482,12 +1484,16 @@ pub fn raw_ceiling(
         for i in 0..group {
             let n = g * group + i;
             let contact = format!("u{n}");
+            let id = format!("m-{n}");
             let _ = db.get(key(CONTACT, contact.as_bytes())).map_err(err)?;
+            let _ = db.contains_key(key(SEEN, id.as_bytes())).map_err(err)?;
             b.insert(key(CONTACT, contact.as_bytes()), state.clone());
-            b.remove(timer_key(n as i64, &contact));
             b.insert(timer_key(n as i64 + 3600, &contact), Vec::new());
-            b.insert(key(OUTBOX, contact.as_bytes()), vec![1u8; outbox_bytes]);
+            b.insert(key(SEEN, id.as_bytes()), (n as u32).to_be_bytes().to_vec());
         }
+        let mut history = vec![HISTORY];
+        history.extend_from_slice(&((g * group) as u64).to_be_bytes());
+        b.insert(history, vec![3u8; history_bytes]);
         db.apply_batch(b).map_err(err)?;
         db.flush().map_err(err)?;
         db_file
