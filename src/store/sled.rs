@@ -3,9 +3,11 @@
 //! Owns: the on-disk layout (one sled tree, keys prefixed by kind so that one `Batch` covers a
 //! whole group atomically), the encoding of contact states (packed MessagePack, see below), the
 //! time-ordered timer index and its in-memory head, `messageId` dedupe, the outbox (entries,
-//! their due index and the per-group records of entries due at once), the event history log (records in chunks), small metadata, real durability on a sync thread
-//! of its own (see [`SledStore::commit_then`]), the removals of retention ([`Compactor`]),
-//! and the benchmark's raw sled baseline ([`raw_ceiling`], [`space_by_kind`]).
+//! their due index and the per-group records of entries due at once), the event history log
+//! (records in chunks), small metadata, real durability on a sync thread of its own (see
+//! [`SledStore::commit_then`]), opening with a short wait for the directory's lock
+//! ([`open_locked`]), the removals of retention ([`Compactor`]), and the benchmark's raw sled
+//! baseline ([`raw_ceiling`], [`space_by_kind`]).
 //! Must not: decide anything about flows or deliveries (the engine and the daemon do), or what
 //! retention keeps (`daemon::retention` does), or be
 //! imported around: this is the only module that names sled (docs/architecture.md, invariant 3).
