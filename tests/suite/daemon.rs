@@ -54,6 +54,14 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// `flowc ARGS --server URL --admin-key K` against this daemon (the admin-API client).
+    fn admin(&self, args: &[&str]) -> (i32, String, String) {
+        let server = format!("http://{}", self.addr);
+        let mut all = args.to_vec();
+        all.extend(["--server", &server, "--admin-key", "admin-test-key"]);
+        flowc(&all)
+    }
+
     fn start(project: &Path, data: &Path, dry_run: &Path, env: &[(&str, &str)]) -> Daemon {
         Daemon::start_on(project, data, dry_run, env, free_port())
     }
@@ -1633,7 +1641,6 @@ fn every_version_is_stored_and_a_rollback_makes_an_old_one_live_for_new_entrants
     let store_arg = store.to_str().unwrap();
     let dry = data.path().join("dry.jsonl");
     let daemon = Daemon::start(project.path(), &store, &dry, &[]);
-    let server = format!("http://{}", daemon.addr);
     let first = daemon.version();
     // The running daemon holds the store: reading it directly says so.
     let (code, _, err) = flowc(&["versions", "--data", store_arg]);
@@ -1668,13 +1675,7 @@ fn every_version_is_stored_and_a_rollback_makes_an_old_one_live_for_new_entrants
         .iter()
         .any(|f| f["name"] == "abandoned_cart"));
     assert_eq!(daemon.request("GET", "/v1/versions", &[], b"").0, 401);
-    let (code, out, err) = flowc(&[
-        "versions",
-        "--server",
-        &server,
-        "--admin-key",
-        "admin-test-key",
-    ]);
+    let (code, out, err) = daemon.admin(&["versions"]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().filter(|l| l.contains("flows:")).collect();
     assert_eq!(lines.len(), 2, "{out}");
@@ -1687,27 +1688,13 @@ fn every_version_is_stored_and_a_rollback_makes_an_old_one_live_for_new_entrants
         "{out}"
     );
     // Roll back to the first version (by a prefix of its hash).
-    let (code, _, err) = flowc(&[
-        "rollback",
-        "nope",
-        "--server",
-        &server,
-        "--admin-key",
-        "admin-test-key",
-    ]);
+    let (code, _, err) = daemon.admin(&["rollback", "nope"]);
     assert_eq!(code, 2);
     assert!(
         err.contains("404") && err.contains("no stored version"),
         "{err}"
     );
-    let (code, out, err) = flowc(&[
-        "rollback",
-        &first[..12],
-        "--server",
-        &server,
-        "--admin-key",
-        "admin-test-key",
-    ]);
+    let (code, out, err) = daemon.admin(&["rollback", &first[..12]]);
     assert_eq!(code, 0, "{err}\n{}", daemon.log_text());
     assert!(out.contains(&format!("{first} is live")), "{out}");
     assert_eq!(daemon.version(), first);
@@ -1788,15 +1775,7 @@ fn exported_events_simulate_to_the_daemons_dry_run_deliveries_and_the_trace_expl
     assert_eq!(got.len(), expected.len(), "{}", daemon.log_text());
     // Export through the admin API, simulate the export: the daemon's deliveries.
     let exported = data.path().join("export.jsonl");
-    let (code, _, err) = flowc(&[
-        "export-events",
-        "--server",
-        &server,
-        "--admin-key",
-        "admin-test-key",
-        "--out",
-        exported.to_str().unwrap(),
-    ]);
+    let (code, _, err) = daemon.admin(&["export-events", "--out", exported.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains(&format!("{} records written", records.len())),
@@ -1877,15 +1856,7 @@ fn exported_events_simulate_to_the_daemons_dry_run_deliveries_and_the_trace_expl
     );
     // A time range: the records of the contacts from e06 on (timestamps from base + 42 s).
     let since = rfc3339(base + 6 * 7);
-    let (code, out, err) = flowc(&[
-        "export-events",
-        "--server",
-        &server,
-        "--admin-key",
-        "admin-test-key",
-        "--since",
-        &since,
-    ]);
+    let (code, out, err) = daemon.admin(&["export-events", "--since", &since]);
     assert_eq!(code, 0, "{err}");
     let later = records
         .iter()
@@ -1916,7 +1887,6 @@ fn diff_reports_the_pin_impact_on_contacts_waiting_in_the_daemon_now() {
     let store = data.path().join("store");
     let dry = data.path().join("dry.jsonl");
     let daemon = Daemon::start(project.path(), &store, &dry, &[]);
-    let server = format!("http://{}", daemon.addr);
     // `w1` got its reminder and waits in `wait 1h`.
     assert_eq!(
         daemon.post_batch(&contact_records("w1", now() - 11, 0)).0,
@@ -1938,15 +1908,7 @@ fn diff_reports_the_pin_impact_on_contacts_waiting_in_the_daemon_now() {
     .unwrap();
     let old_arg = project.path().to_str().unwrap();
     let new_arg = new.path().to_str().unwrap();
-    let (code, out, err) = flowc(&[
-        "diff",
-        old_arg,
-        new_arg,
-        "--server",
-        &server,
-        "--admin-key",
-        "admin-test-key",
-    ]);
+    let (code, out, err) = daemon.admin(&["diff", old_arg, new_arg]);
     assert_eq!(code, 1, "{err}");
     assert!(out.contains("### contacts waiting now"), "{out}");
     let line = out
@@ -1955,17 +1917,7 @@ fn diff_reports_the_pin_impact_on_contacts_waiting_in_the_daemon_now() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("e.g. `w1`"), "{line}");
     assert!(line.contains("still runs `send cart_sms`"), "{line}");
-    let (code, out_json, err) = flowc(&[
-        "diff",
-        old_arg,
-        new_arg,
-        "--server",
-        &server,
-        "--admin-key",
-        "admin-test-key",
-        "--format",
-        "json",
-    ]);
+    let (code, out_json, err) = daemon.admin(&["diff", old_arg, new_arg, "--format", "json"]);
     assert_eq!(code, 1, "{err}");
     let json: Value = serde_json::from_str(&out_json).unwrap();
     assert_eq!(json["impact"].as_array().unwrap().len(), 1, "{out_json}");
@@ -2083,15 +2035,10 @@ fn policy_change(
     )
     .unwrap();
     std::fs::write(new.path().join("flows/journey.flow"), journey_new(policy)).unwrap();
-    let server = format!("http://{}", daemon.addr);
-    let (code, out, err) = flowc(&[
+    let (code, out, err) = daemon.admin(&[
         "diff",
         project.path().to_str().unwrap(),
         new.path().to_str().unwrap(),
-        "--server",
-        &server,
-        "--admin-key",
-        "admin-test-key",
         "--format",
         "json",
     ]);
@@ -2294,26 +2241,10 @@ fn a_rollback_that_would_strand_waiting_contacts_is_refused() {
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("E0033") && body.contains("wait 2h"), "{body}");
     assert_eq!(daemon.version(), second);
-    let server = format!("http://{}", daemon.addr);
-    let (code, _, err) = flowc(&[
-        "rollback",
-        &first,
-        "--server",
-        &server,
-        "--admin-key",
-        "admin-test-key",
-    ]);
+    let (code, _, err) = daemon.admin(&["rollback", &first]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("E0033"), "{err}");
-    let (code, out, err) = flowc(&[
-        "versions",
-        "--server",
-        &server,
-        "--admin-key",
-        "admin-test-key",
-        "--format",
-        "json",
-    ]);
+    let (code, out, err) = daemon.admin(&["versions", "--format", "json"]);
     assert_eq!(code, 0, "{err}");
     let listing: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listing["live"], second.as_str(), "{out}");
