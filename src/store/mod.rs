@@ -85,15 +85,12 @@ struct Watch {
     expiries: SlotHeap,
 }
 
-/// The slots of contact ids: an open-addressing table (linear probing, at most three
-/// quarters full) of 8-byte buckets, each a slot and 32 bits of its id's hash, keyed by
-/// `names[slot]`, so that an id is not stored a second time as a hash-map key (a
-/// `HashMap<String, u32>` bucket is 32 bytes plus its copy of the id).
+/// The slots of contact ids: a hash table of slots (4 bytes each, plus hashbrown's control
+/// byte) keyed by `names[slot]`, so that an id is not stored a second time as a hash-map key
+/// (a `HashMap<String, u32>` bucket is 32 bytes plus its copy of the id).
 #[derive(Debug, Default)]
 struct NameIndex {
-    /// Per bucket: slot + 1 (0: empty) and the upper half of the id's hash.
-    buckets: Vec<(u32, u32)>,
-    len: usize,
+    slots: hashbrown::HashTable<u32>,
 }
 
 impl NameIndex {
@@ -105,49 +102,17 @@ impl NameIndex {
 
     /// The slot of `name` (`names` holds the ids by slot).
     fn get(&self, name: &str, names: &[String]) -> Option<u32> {
-        if self.buckets.is_empty() {
-            return None;
-        }
-        let hash = NameIndex::hash(name);
-        let (mask, tag) = (self.buckets.len() - 1, (hash >> 32) as u32);
-        let mut i = hash as usize & mask;
-        loop {
-            let (slot, t) = self.buckets[i];
-            if slot == 0 {
-                return None;
-            }
-            if t == tag && names[slot as usize - 1] == name {
-                return Some(slot - 1);
-            }
-            i = (i + 1) & mask;
-        }
+        self.slots
+            .find(NameIndex::hash(name), |&slot| names[slot as usize] == name)
+            .copied()
     }
 
     /// Adds `slot`, the slot of `names[slot]`, which is not in the index yet.
     fn insert(&mut self, slot: u32, names: &[String]) {
-        if (self.len + 1) * 4 > self.buckets.len() * 3 {
-            let mut grown = NameIndex {
-                buckets: vec![(0, 0); (self.buckets.len() * 2).max(16)],
-                len: 0,
-            };
-            for (s, _) in &self.buckets {
-                if *s != 0 {
-                    grown.place(*s - 1, NameIndex::hash(&names[*s as usize - 1]));
-                }
-            }
-            *self = grown;
-        }
-        self.place(slot, NameIndex::hash(&names[slot as usize]));
-    }
-
-    fn place(&mut self, slot: u32, hash: u64) {
-        let mask = self.buckets.len() - 1;
-        let mut i = hash as usize & mask;
-        while self.buckets[i].0 != 0 {
-            i = (i + 1) & mask;
-        }
-        self.buckets[i] = (slot + 1, (hash >> 32) as u32);
-        self.len += 1;
+        self.slots
+            .insert_unique(NameIndex::hash(&names[slot as usize]), slot, |&s| {
+                NameIndex::hash(&names[s as usize])
+            });
     }
 }
 
@@ -554,8 +519,7 @@ mod tests {
         // `"x".repeat(n)` repeats ids (n < 40): a repeated id is the same contact.
         let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
         assert_eq!(store.states().count(), distinct.len());
-        assert_eq!(store.index.len, distinct.len());
-        assert!(store.index.len * 4 <= store.index.buckets.len() * 3);
+        assert_eq!(store.index.slots.len(), distinct.len());
         for (i, id) in ids.iter().enumerate() {
             let last = ids.iter().rposition(|other| other == id).unwrap();
             assert!(last >= i);
