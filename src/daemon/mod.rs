@@ -357,11 +357,9 @@ fn start(loaded: Loaded, settings: Settings) -> Result<(), String> {
         })
     };
     let reader = store.reader();
-    retention::start(
-        store.compactor(),
-        retention::Windows::from_config(&config.store),
-        metrics.clone(),
-    );
+    let windows = retention::Windows::from_config(&config.store);
+    store.set_dedupe_window(windows.dedupe);
+    retention::start(store.compactor(), windows, metrics.clone());
     let core = core::Core::new(
         store,
         loaded.clone(),

@@ -19,7 +19,8 @@
 //! |---|---|
 //! | `c` contact | contact state: `0xc1` + MessagePack with numbered field names ([`encode_state`]; older stores: MessagePack with field names) |
 //! | `t` BE(wake) contact | empty: the timer index |
-//! | `m` messageId | instant first seen, for retention: BE u32 seconds (older stores: BE i64; empty before retention) |
+//! | `d` BE(number) | the `messageId`s first seen in one group, when the dedupe window is finite: BE i64 seconds of the group's now, then per id its 64-bit SipHash-1-3 ([`message_hash`]), 8 bytes each; held in memory ([`SeenIds`]) and removed by the [`Compactor`] once out of the window |
+//! | `m` messageId | with no dedupe window (kept forever), and in stores before the `d` chunks: instant first seen, for retention: BE u32 seconds (older stores: BE i64; empty before retention) |
 //! | `o` contact `\0` idempotency key | outbox entry (the caller's bytes) |
 //! | `q` BE(next try) contact `\0` idempotency key | empty: outbox entries to dispatch later (due after their group's now, and retries) |
 //! | `p` BE(number) | outbox entries that were due at once when decided, one record per group that decided any: per entry its id (contact `\0` idempotency key) with its length (LEB128) before it; removed in the group in which the last of them settles ([`SledStore::put_outbox`]) |
@@ -49,6 +50,7 @@ use std::path::{Path, PathBuf};
 const CONTACT: u8 = b'c';
 const TIMER: u8 = b't';
 const SEEN: u8 = b'm';
+const SEEN_CHUNK: u8 = b'd';
 const OUTBOX: u8 = b'o';
 const OUTBOX_DUE: u8 = b'q';
 const OUTBOX_NOW: u8 = b'p';
@@ -70,8 +72,10 @@ pub struct SledStore {
     batch_ops: usize,
     /// States written in this group (what `load` sees before the commit).
     overlay: HashMap<String, ContactState>,
-    /// Message ids first seen in this group.
+    /// Message ids first seen in this group (kept per id: no dedupe window).
     seen_overlay: std::collections::HashSet<String>,
+    /// Message ids of the dedupe window (see [`SeenIds`]).
+    seen: SeenIds,
     timers: TimerHead,
     next_history: u64,
     /// The history records of this group not yet in `batch` (see [`HistoryChunk`]).
@@ -240,6 +244,7 @@ impl SledStore {
             batch_ops: 0,
             overlay: HashMap::new(),
             seen_overlay: Default::default(),
+            seen: SeenIds::default(),
             timers: TimerHead {
                 count,
                 stored_count: usize::MAX,
@@ -256,7 +261,17 @@ impl SledStore {
             },
         };
         store.refill()?;
+        store.seen.load(&store.db)?;
         Ok(store)
+    }
+
+    /// Sets how long an applied `messageId` is remembered (`[store] dedupe_days`, in seconds;
+    /// `None`: forever, which is also what a store does until told). With a window, the ids
+    /// first seen in a group are written as one `d` chunk and held in memory as 64-bit
+    /// hashes (about 20–36 B of RAM per id in the window, no key of their own on disk); kept
+    /// forever, each gets an `m` key, as before the chunks (memory stays bounded).
+    pub fn set_dedupe_window(&mut self, window: Option<i64>) {
+        self.seen.window = window;
     }
 
     /// Sets the clock the store stamps `messageId`s with (the daemon's wall clock, once per
@@ -323,6 +338,9 @@ impl SledStore {
         let started = std::time::Instant::now();
         self.flush_history();
         self.flush_due_now();
+        if let Some((k, v)) = self.seen.close_chunk(self.now) {
+            self.batch.insert(k, v);
+        }
         if self.batch_ops > 0 && self.timers.count != self.timers.stored_count {
             let count = (self.timers.count as u64).to_be_bytes().to_vec();
             self.put(key(META, TIMER_COUNT.as_bytes()), count);
@@ -698,15 +716,24 @@ impl Store for SledStore {
     }
 
     fn first_seen(&mut self, message_id: &str) -> Result<bool, StoreError> {
-        if self.seen_overlay.contains(message_id) {
+        let hash = message_hash(message_id);
+        if self.seen.holds(hash, self.now) || self.seen_overlay.contains(message_id) {
             return Ok(false);
         }
         let k = key(SEEN, message_id.as_bytes());
-        if self.db.contains_key(&k).map_err(err)? {
+        if self.seen.per_id_keys() && self.db.contains_key(&k).map_err(err)? {
             return Ok(false);
         }
-        self.seen_overlay.insert(message_id.to_string());
-        self.put(k, seen_value(self.now));
+        if self.seen.window.is_some() {
+            if self.seen.remember(hash, self.now) {
+                // The key the group's chunk will be written to.
+                self.batch_ops += 1;
+            }
+        } else {
+            self.seen_overlay.insert(message_id.to_string());
+            self.put(k, seen_value(self.now));
+            self.seen.per_id = true;
+        }
         Ok(true)
     }
 
@@ -841,6 +868,111 @@ struct HistoryChunk {
     first: u64,
     records: usize,
     bytes: Vec<u8>,
+}
+
+/// The `messageId`s of the dedupe window: their 64-bit hashes in memory, with the instant
+/// each was first seen (an id older than the window is new again, whenever the compactor
+/// removes its chunk), and the open group's chunk. Two different ids collide with
+/// probability about n² / 2^65 for n ids in the window (one in 300,000 at ten million ids):
+/// the later one would be taken for a resend.
+#[derive(Default)]
+struct SeenIds {
+    /// `[store] dedupe_days` in seconds; `None`: forever (per-id `m` keys, not held here).
+    window: Option<i64>,
+    /// First-seen seconds by hash, of every id in a `d` chunk (and the open group's).
+    first_seen: HashMap<u64, i64>,
+    /// Whether the store may hold `m` keys (written by older versions, or with no window).
+    per_id: bool,
+    /// The number of the next chunk.
+    next: u64,
+    /// The open group's chunk: the hashes after the 8-byte instant.
+    open: Vec<u8>,
+    /// The store's now when the memory was last pruned.
+    pruned_at: i64,
+    /// The size of `first_seen` after the last prune.
+    pruned_len: usize,
+}
+
+impl SeenIds {
+    /// Reads every `d` chunk into memory (the compactor removes them once out of the window)
+    /// and notes whether `m` keys exist.
+    fn load(&mut self, db: &sled::Db) -> Result<(), StoreError> {
+        for item in db.scan_prefix([SEEN_CHUNK]) {
+            let (k, v) = item.map_err(err)?;
+            let Some(t) = be_u64(&v).map(|t| t as i64) else {
+                continue;
+            };
+            for hash in chunk_hashes(&v) {
+                let seen = self.first_seen.entry(hash).or_insert(t);
+                *seen = (*seen).max(t);
+            }
+            self.next = be_u64(&k[1..]).map_or(self.next, |n| n + 1);
+        }
+        self.pruned_len = self.first_seen.len();
+        self.per_id = db.scan_prefix([SEEN]).next().is_some();
+        Ok(())
+    }
+
+    /// Whether `hash` was first seen inside the window before `now`.
+    fn holds(&self, hash: u64, now: i64) -> bool {
+        self.first_seen
+            .get(&hash)
+            .is_some_and(|t| self.window.is_none_or(|w| *t > now - w))
+    }
+
+    /// Whether ids may have `m` keys of their own.
+    fn per_id_keys(&self) -> bool {
+        self.per_id || self.window.is_none()
+    }
+
+    /// Notes an id first seen at `now` in the open chunk; true when that opens the chunk.
+    fn remember(&mut self, hash: u64, now: i64) -> bool {
+        self.first_seen.insert(hash, now);
+        let opened = self.open.is_empty();
+        if opened {
+            self.open.extend_from_slice(&now.to_be_bytes());
+        }
+        self.open.extend_from_slice(&hash.to_be_bytes());
+        opened
+    }
+
+    /// The open chunk's key and value, if it holds any id (its operation was counted when
+    /// it was opened); forgets, now and then, the ids that left the window.
+    fn close_chunk(&mut self, now: i64) -> Option<(Vec<u8>, Vec<u8>)> {
+        if let Some(w) = self.window {
+            let grown = self.first_seen.len() > 2 * self.pruned_len.max(4096);
+            if grown || now - self.pruned_at >= 3_600 {
+                self.first_seen.retain(|_, t| *t > now - w);
+                self.pruned_at = now;
+                self.pruned_len = self.first_seen.len();
+            }
+        }
+        if self.open.is_empty() {
+            return None;
+        }
+        let k = key(SEEN_CHUNK, &self.next.to_be_bytes());
+        self.next += 1;
+        Some((k, std::mem::take(&mut self.open)))
+    }
+}
+
+/// The hashes of a `d` chunk's value (after its 8-byte instant).
+fn chunk_hashes(value: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    value
+        .get(8..)
+        .unwrap_or_default()
+        .chunks_exact(8)
+        .filter_map(|h| h.try_into().ok().map(u64::from_be_bytes))
+}
+
+/// The hash a `messageId` is remembered by in a `d` chunk: SipHash-1-3 with fixed keys,
+/// a specified function, so the same on every build (std's `DefaultHasher` is not promised
+/// to stay so).
+fn message_hash(message_id: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x666c_6f77_635f_6d69, 0x645f_6465_6475_7065);
+    h.write(message_id.as_bytes());
+    h.finish()
 }
 
 /// The size (uncompressed) from which a history chunk is closed and a new one opened: about
@@ -1264,19 +1396,45 @@ pub struct Compactor {
 const COMPACT_CHUNK: usize = 2_000;
 
 impl Compactor {
-    /// Forgets the `messageId`s first seen before `cutoff`. An id stored without a time (by a
-    /// store older than retention) is stamped `now`, so it expires one window later.
+    /// Forgets the `messageId`s first seen before `cutoff`: the `d` chunks of groups before
+    /// it (from the oldest on; the core never rewrites a chunk, and its memory already takes
+    /// such ids for new), and `m` keys by their own time. An `m` key stored without a time
+    /// (by a store older than retention) is stamped `now`, so it expires one window later.
+    /// Returns how many ids were forgotten.
     pub fn dedupe(
         &self,
         cutoff: Instant,
         now: Instant,
         pause: &dyn Fn(),
     ) -> Result<u64, StoreError> {
-        self.sweep(SEEN, pause, &|v| match seen_time(v) {
+        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for item in self.db.scan_prefix([SEEN_CHUNK]) {
+            let (k, v) = item.map_err(err)?;
+            if be_u64(&v).is_some_and(|t| t as i64 >= cutoff) {
+                break;
+            }
+            removed += chunk_hashes(&v).count() as u64;
+            batch.remove(k);
+            in_batch += 1;
+            if in_batch >= COMPACT_CHUNK {
+                self.db
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(err)?;
+                in_batch = 0;
+                pause();
+            }
+        }
+        if in_batch > 0 {
+            self.db.apply_batch(batch).map_err(err)?;
+        }
+        removed += self.sweep(SEEN, pause, &|v| match seen_time(v) {
             None => Sweep::Replace(seen_value(now)),
             Some(t) if t < cutoff => Sweep::Remove,
             Some(_) => Sweep::Keep,
-        })
+        })?;
+        Ok(removed)
     }
 
     /// Removes history records from the oldest on while `time_of` (the caller reads its
@@ -1429,7 +1587,8 @@ pub fn space_by_kind(dir: &Path) -> Result<Vec<KindUsage>, StoreError> {
     let name = |prefix: u8| match prefix {
         CONTACT => "contact",
         TIMER => "timer",
-        SEEN => "dedupe",
+        SEEN => "dedupe-ids",
+        SEEN_CHUNK => "dedupe",
         OUTBOX => "outbox",
         OUTBOX_DUE => "outbox-due",
         OUTBOX_NOW => "outbox-due-now",
@@ -1460,9 +1619,9 @@ pub fn space_by_kind(dir: &Path) -> Result<Vec<KindUsage>, StoreError> {
 
 /// The raw sled ceiling for the daemon's write pattern of the benchmark's `daemon-http`
 /// section (the baseline, here because only this module names sled), in this module's
-/// layout: per event (a new contact) read its state and its messageId, write the state
-/// (`state_bytes`), its timer key and its messageId (a 4-byte first-seen instant); per group
-/// one history chunk (`history_bytes`); one `apply_batch` + `flush` + `fdatasync` of the `db`
+/// layout: per event (a new contact) read its state, write the state (`state_bytes`) and its
+/// timer key; per group one chunk of the messageIds' hashes and one history chunk
+/// (`history_bytes`); one `apply_batch` + `flush` + `fdatasync` of the `db`
 /// file per group of `group` events. No engine, no HTTP, no encoding: what sled alone takes.
 /// Returns the seconds the `events` took, in a fresh store in `dir`.
 pub fn raw_ceiling(
@@ -1483,16 +1642,16 @@ pub fn raw_ceiling(
     let started = std::time::Instant::now();
     for g in 0..events.div_ceil(group) {
         let mut b = sled::Batch::default();
+        let mut seen = (g as i64).to_be_bytes().to_vec();
         for i in 0..group {
             let n = g * group + i;
             let contact = format!("u{n}");
-            let id = format!("m-{n}");
             let _ = db.get(key(CONTACT, contact.as_bytes())).map_err(err)?;
-            let _ = db.contains_key(key(SEEN, id.as_bytes())).map_err(err)?;
             b.insert(key(CONTACT, contact.as_bytes()), state.clone());
             b.insert(timer_key(n as i64 + 3600, &contact), Vec::new());
-            b.insert(key(SEEN, id.as_bytes()), (n as u32).to_be_bytes().to_vec());
+            seen.extend_from_slice(&message_hash(&format!("m-{n}")).to_be_bytes());
         }
+        b.insert(key(SEEN_CHUNK, &(g as u64).to_be_bytes()), std::mem::take(&mut seen));
         let mut history = vec![HISTORY];
         history.extend_from_slice(&((g * group) as u64).to_be_bytes());
         b.insert(history, vec![3u8; history_bytes]);
@@ -1766,6 +1925,8 @@ mod tests {
         656e7465726564ce6b0ebb07a477616b65ce6b0ec917a77472696767657281a8636172745f75726cab6874\
         7470733a2f2f732f31ad6e6578745f696e7374616e636501a477616b65ce6b0ec917a770656e64696e67c3";
 
+    const MESSAGE_HASH_OF_M81: u64 = 365_398_007_548_550_845;
+
     fn hex(text: &str) -> Vec<u8> {
         let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
         digits
@@ -2018,6 +2179,79 @@ mod tests {
         );
         assert_eq!(compactor.dedupe(1_001, 3_000, &|| {}).unwrap(), 1);
         assert!(!store.first_seen("older").unwrap());
+    }
+
+    #[test]
+    fn message_ids_of_a_window_go_in_one_chunk_per_group_and_expire_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let week = 7 * 86_400;
+        {
+            let mut store = SledStore::open(dir.path()).unwrap();
+            store.set_dedupe_window(Some(week));
+            store.set_now(1_000);
+            assert!(store.first_seen("a").unwrap());
+            assert!(store.first_seen("b").unwrap());
+            assert!(!store.first_seen("a").unwrap());
+            assert_eq!(store.pending_operations(), 1);
+            store.commit().unwrap();
+            store.set_now(2_000);
+            assert!(store.first_seen("c").unwrap());
+            assert!(!store.first_seen("b").unwrap());
+            store.commit().unwrap();
+            assert_eq!(keys_of(&store, SEEN), 0);
+            assert_eq!(keys_of(&store, SEEN_CHUNK), 2);
+        }
+        let mut store = SledStore::open(dir.path()).unwrap();
+        store.set_dedupe_window(Some(week));
+        store.set_now(1_500 + week);
+        // `a` and `b` (first seen at 1,000) left the window; `c` (2,000) did not.
+        assert!(!store.first_seen("c").unwrap());
+        assert!(store.first_seen("a").unwrap());
+        assert!(!store.first_seen("a").unwrap());
+        store.commit().unwrap();
+        assert_eq!(store.compactor().dedupe(1_500, 1_500 + week, &|| {}).unwrap(), 2);
+        assert_eq!(keys_of(&store, SEEN_CHUNK), 2);
+        drop(store);
+        let mut store = SledStore::open(dir.path()).unwrap();
+        store.set_dedupe_window(Some(week));
+        store.set_now(1_600 + week);
+        assert!(!store.first_seen("a").unwrap());
+        assert!(store.first_seen("b").unwrap());
+        assert!(!store.first_seen("c").unwrap());
+    }
+
+    #[test]
+    fn per_id_keys_of_older_stores_still_dedupe_beside_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // As earlier versions (and a window of forever) write them.
+            let mut store = SledStore::open(dir.path()).unwrap();
+            store.set_now(1_000);
+            assert!(store.first_seen("old").unwrap());
+            store.commit().unwrap();
+            assert_eq!(keys_of(&store, SEEN), 1);
+        }
+        let mut store = SledStore::open(dir.path()).unwrap();
+        store.set_dedupe_window(Some(86_400));
+        store.set_now(2_000);
+        assert!(!store.first_seen("old").unwrap());
+        assert!(store.first_seen("new").unwrap());
+        store.commit().unwrap();
+        assert_eq!((keys_of(&store, SEEN), keys_of(&store, SEEN_CHUNK)), (1, 1));
+        assert!(!store.first_seen("new").unwrap());
+        // Forever again: new ids get keys of their own, chunked ones are still known.
+        store.set_dedupe_window(None);
+        assert!(!store.first_seen("new").unwrap());
+        assert!(store.first_seen("later").unwrap());
+        store.commit().unwrap();
+        assert_eq!((keys_of(&store, SEEN), keys_of(&store, SEEN_CHUNK)), (2, 1));
+    }
+
+    #[test]
+    fn the_message_hash_is_pinned() {
+        // It is on disk: a change would forget every id of the window at the upgrade.
+        assert_eq!(message_hash("m-81"), MESSAGE_HASH_OF_M81);
+        assert_ne!(message_hash("m-81"), message_hash("m-82"));
     }
 
     #[test]

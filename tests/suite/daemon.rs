@@ -2299,6 +2299,7 @@ fn retention_forgets_old_ids_history_and_finished_entries_and_keeps_the_window()
     let now = 1_000 * day;
     {
         let mut store = SledStore::open(dir.path()).unwrap();
+        store.set_dedupe_window(Some(7 * day));
         // Ten days ago: outside the 7-day dedupe window, inside the 90-day history window.
         store.set_now(now - 10 * day);
         assert!(store.first_seen("old").unwrap());
@@ -2355,6 +2356,7 @@ fn retention_forgets_old_ids_history_and_finished_entries_and_keeps_the_window()
         store.commit().unwrap();
     }
     let mut store = SledStore::open(dir.path()).unwrap();
+    store.set_dedupe_window(Some(7 * day));
     store.set_now(now);
     // Inside the window a resent record is still a duplicate; the forgotten id is new again.
     assert!(!store.first_seen("recent").unwrap());
