@@ -482,8 +482,13 @@ impl Core {
         let engine = Engine::new(&loaded.compiled, self.engine_options());
         let now = wall_now();
         for _ in 0..MAX_GROUP_TIMERS {
-            let Some((due, contact)) = self.store.next_due() else {
-                break;
+            let (due, contact) = match self.store.next_live_due() {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "timer");
+                    break;
+                }
             };
             if due > now {
                 break;
