@@ -133,6 +133,16 @@ pub fn carry_over(
     new: &CompiledProject,
     now: Instant,
 ) -> Result<(CompiledProject, usize), StoreError> {
+    // Nothing changed while the daemon was stopped (and no older version is kept): no state
+    // to map and no version to drop, so the states are not read (a cold start with a million
+    // contacts would decode every one of them to find which versions run).
+    let bytes = |p: &CompiledProject| serde_json::to_vec(p).unwrap_or_default();
+    let new_bytes = bytes(new);
+    if bytes(old) == new_bytes {
+        store.put_meta("project", &new_bytes);
+        store.commit()?;
+        return Ok((new.clone(), 0));
+    }
     let plans = migrate::plan(old, new);
     // Pinned (and unchanged) versions are kept for their instances; under `migrate` and
     // `restart` the new version takes them over.
