@@ -1079,8 +1079,7 @@ fn chunk_hashes(value: &[u8]) -> impl Iterator<Item = u64> + '_ {
 /// to stay so).
 fn message_hash(message_id: &str) -> u64 {
     use std::hash::Hasher;
-    let mut h =
-        siphasher::sip::SipHasher13::new_with_keys(0x666c_6f77_635f_6d69, 0x645f_6465_6475_7065);
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x666c_6f77_635f_6d69, 0x645f_6465_6475_7065);
     h.write(message_id.as_bytes());
     h.finish()
 }
@@ -1796,10 +1795,7 @@ pub fn raw_ceiling(
             b.insert(timer_key(n as i64 + 3600, &contact), Vec::new());
             seen.extend_from_slice(&message_hash(&format!("m-{n}")).to_be_bytes());
         }
-        b.insert(
-            key(SEEN_CHUNK, &(g as u64).to_be_bytes()),
-            std::mem::take(&mut seen),
-        );
+        b.insert(key(SEEN_CHUNK, &(g as u64).to_be_bytes()), std::mem::take(&mut seen));
         let mut history = vec![HISTORY];
         history.extend_from_slice(&((g * group) as u64).to_be_bytes());
         b.insert(history, vec![3u8; history_bytes]);
@@ -2407,13 +2403,7 @@ mod tests {
         assert!(store.first_seen("a").unwrap());
         assert!(!store.first_seen("a").unwrap());
         store.commit().unwrap();
-        assert_eq!(
-            store
-                .compactor()
-                .dedupe(1_500, 1_500 + week, &|| {})
-                .unwrap(),
-            2
-        );
+        assert_eq!(store.compactor().dedupe(1_500, 1_500 + week, &|| {}).unwrap(), 2);
         assert_eq!(keys_of(&store, SEEN_CHUNK), 2);
         drop(store);
         let mut store = SledStore::open(dir.path()).unwrap();
