@@ -40,10 +40,14 @@ impl<V> Default for Fields<V> {
 }
 
 impl<V> Fields<V> {
-    /// Entries whose keys are strictly increasing.
-    fn from_sorted<K: AsRef<str>>(sorted: impl IntoIterator<Item = (K, V)>) -> Fields<V> {
-        let mut keys = String::new();
-        let mut entries = Vec::new();
+    /// Entries whose keys are strictly increasing and add up to `keys_len` bytes (so that
+    /// the keys and the entries are one exact allocation each: no growth, no shrinking).
+    fn from_sorted<K: AsRef<str>>(
+        sorted: impl ExactSizeIterator<Item = (K, V)>,
+        keys_len: usize,
+    ) -> Fields<V> {
+        let mut keys = String::with_capacity(keys_len);
+        let mut entries = Vec::with_capacity(sorted.len());
         for (key, value) in sorted {
             keys.push_str(key.as_ref());
             entries.push((keys.len(), value));
@@ -115,7 +119,8 @@ impl<V> Fields<V> {
                     entries.push((old.keys.get(start..end).unwrap_or_default(), v));
                     start = end;
                 }
-                *self = Fields::from_sorted(entries);
+                let keys_len = entries.iter().map(|(k, _)| k.len()).sum();
+                *self = Fields::from_sorted(entries.into_iter(), keys_len);
                 i
             }
         };
@@ -164,7 +169,8 @@ impl<V> Fields<V> {
             }
         }
         merged.extend(held);
-        *self = Fields::from_sorted(merged);
+        let keys_len = merged.iter().map(|(k, _)| k.len()).sum();
+        *self = Fields::from_sorted(merged.into_iter(), keys_len);
     }
 
     /// Heap bytes held (for size measurements).
@@ -176,7 +182,10 @@ impl<V> Fields<V> {
 impl Fields<Value> {
     /// The entries of `map`, in its (key) order.
     pub fn from_map(map: &Map<String, Value>) -> Fields<Value> {
-        Fields::from_sorted(map.iter().map(|(k, v)| (k.as_str(), v.clone())))
+        Fields::from_sorted(
+            map.iter().map(|(k, v)| (k.as_str(), v.clone())),
+            keys_len(map),
+        )
     }
 
     /// The same object as a `serde_json::Map`.
@@ -206,6 +215,11 @@ impl<V: Serialize> Serialize for Fields<V> {
     }
 }
 
+/// The bytes of `map`'s keys.
+fn keys_len(map: &Map<String, Value>) -> usize {
+    map.keys().map(String::len).sum()
+}
+
 /// The value of one trait: a JSON value, or an object held as [`Fields`] (never a
 /// `Value::Object`).
 #[derive(Debug, Clone, PartialEq)]
@@ -220,7 +234,10 @@ impl Trait {
     /// The compact form of `value`.
     pub fn from_json(value: Value) -> Trait {
         match value {
-            Value::Object(map) => Trait::Object(Fields::from_sorted(map)),
+            Value::Object(map) => {
+                let keys_len = keys_len(&map);
+                Trait::Object(Fields::from_sorted(map.into_iter(), keys_len))
+            }
             other => Trait::Json(other),
         }
     }
@@ -365,6 +382,7 @@ impl Traits {
     pub fn from_map(map: &Map<String, Value>) -> Traits {
         Traits(Fields::from_sorted(
             map.iter().map(|(k, v)| (k.as_str(), Trait::from_ref(v))),
+            keys_len(map),
         ))
     }
 
@@ -534,10 +552,10 @@ impl<'de> Deserialize<'de> for Traits {
                     entries.sort_by(|a, b| a.0.cmp(&b.0));
                     entries.dedup_by(|later, kept| later.0 == kept.0);
                 }
+                let keys_len = entries.iter().map(|(k, _)| k.len()).sum();
                 Ok(Traits(Fields::from_sorted(
-                    entries
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), Trait::from_ref(v))),
+                    entries.into_iter().map(|(k, v)| (k, Trait::from_json(v))),
+                    keys_len,
                 )))
             }
         }
