@@ -580,6 +580,8 @@ mod tests {
                 0 => format!("c{i}"),
                 1 => format!("user-{i:08}@example.com"),
                 2 => "x".repeat(i % 40),
+                // Multi-byte ids around the inline limit (22 bytes): 21, 23, 25 bytes.
+                _ if i % 100 == 3 => format!("{}{}", "é".repeat(10 + i % 3), i % 7),
                 _ => format!("{i}"),
             })
             .collect();
@@ -610,6 +612,13 @@ mod tests {
         ] {
             assert!(store.get(missing).is_none(), "{missing}");
         }
+        // Short ids are held inline, longer ones on the heap; both read back as given.
+        assert!(matches!(
+            Name::new(&"é".repeat(11)),
+            Name::Short { len: 22, .. }
+        ));
+        assert!(matches!(Name::new(&"x".repeat(23)), Name::Long(_)));
+        assert_eq!(std::mem::size_of::<Name>(), std::mem::size_of::<String>());
         let mut sorted: Vec<String> = distinct.into_iter().cloned().collect();
         sorted.sort();
         assert_eq!(store.contacts(), sorted);
