@@ -1359,7 +1359,7 @@ pub struct StepImpact {
 /// each, sorted by flow and step.
 pub fn waiting_in<'a>(
     project: &CompiledProject,
-    states: impl Iterator<Item = (&'a String, &'a ContactState)>,
+    states: impl Iterator<Item = (&'a str, &'a ContactState)>,
     max_examples: usize,
 ) -> Vec<Waiting> {
     let mut groups: BTreeMap<(String, u16), (u64, BTreeSet<String>)> = BTreeMap::new();
@@ -1372,7 +1372,7 @@ pub fn waiting_in<'a>(
                 .entry((flow.name.clone(), instance.state.0))
                 .or_default();
             entry.0 += 1;
-            entry.1.insert(contact.clone());
+            entry.1.insert(contact.to_string());
         }
     }
     groups

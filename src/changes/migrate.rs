@@ -301,13 +301,10 @@ pub fn rewake(state: &mut crate::engine::ContactState) {
 }
 
 /// The timezone the engine uses for a contact: its `timezone` trait, else `default`.
-pub fn contact_timezone(
-    traits: &serde_json::Map<String, serde_json::Value>,
-    default: &str,
-) -> chrono_tz::Tz {
+pub fn contact_timezone(traits: &crate::engine::Traits, default: &str) -> chrono_tz::Tz {
     traits
         .get("timezone")
-        .and_then(serde_json::Value::as_str)
+        .and_then(crate::engine::Trait::as_str)
         .and_then(|s| s.parse().ok())
         .or_else(|| default.parse().ok())
         .unwrap_or(chrono_tz::UTC)

@@ -9,6 +9,7 @@
 use crate::compile::{BinOp, CompiledProject, Dur, EventId, Expr, Root};
 use crate::engine::state::{ContactState, PropsRef};
 use crate::engine::time::{self, Instant};
+use crate::engine::traits::{Fields, Found};
 use chrono_tz::Tz;
 use serde_json::{Map, Value as Json};
 use std::borrow::Cow;
@@ -27,6 +28,8 @@ pub enum Value<'a> {
     List(Vec<Value<'a>>),
     /// An object or array read from a path.
     Json(&'a Json),
+    /// An object-valued trait read whole (`contact.consent`).
+    Object(&'a Fields<Json>),
 }
 
 impl Value<'_> {
@@ -45,6 +48,7 @@ impl Value<'_> {
             Value::Time(m) => Json::String(format!("{:02}:{:02}", m / 60, m % 60)),
             Value::List(items) => Json::Array(items.iter().map(Value::to_json).collect()),
             Value::Json(j) => (*j).clone(),
+            Value::Object(o) => Json::Object(o.to_map()),
         }
     }
 }
@@ -111,12 +115,14 @@ pub fn lookup_in<'a>(object: Obj<'a>, fields: &[String]) -> Option<&'a Json> {
 }
 
 impl<'a> Ctx<'a> {
-    fn root(&self, root: Root) -> Option<Obj<'a>> {
-        match root {
-            Root::Contact => Some(Obj::Map(&self.contact.traits)),
+    /// What the path `root.fields` holds.
+    fn find(&self, root: Root, fields: &[String]) -> Option<Found<'a>> {
+        let object = match root {
+            Root::Contact => return self.contact.traits.lookup(fields),
             Root::Trigger => self.trigger,
             Root::Event => self.event,
-        }
+        };
+        object.and_then(|o| lookup_in(o, fields)).map(Found::Json)
     }
 
     /// Evaluates to a boolean: only `true` is true.
@@ -133,14 +139,14 @@ impl<'a> Ctx<'a> {
             Expr::Duration(d) => Value::Duration(self.duration_seconds(*d)),
             Expr::Time(m) => Value::Time(*m),
             Expr::List(items) => Value::List(items.iter().map(|e| self.eval(e)).collect()),
-            Expr::Path { root, fields } => self
-                .root(*root)
-                .and_then(|m| lookup_in(m, fields))
-                .map_or(Value::Null, from_json),
+            Expr::Path { root, fields } => match self.find(*root, fields) {
+                None => Value::Null,
+                Some(Found::Json(j)) => from_json(j),
+                Some(Found::Object(o)) => Value::Object(o),
+            },
             Expr::Exists { root, fields } => Value::Bool(
-                self.root(*root)
-                    .and_then(|m| lookup_in(m, fields))
-                    .is_some_and(|v| !v.is_null()),
+                self.find(*root, fields)
+                    .is_some_and(|found| !found.is_null()),
             ),
             Expr::Segment(id) => match self.project.segments.get(id.index()) {
                 Some(segment) => {
@@ -335,6 +341,11 @@ pub fn compare(op: BinOp, lhs: &Value<'_>, rhs: &Value<'_>) -> bool {
         (Value::Time(a), Value::Time(b)) => Some(a.cmp(b)),
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
         (Value::Json(a), Value::Json(b)) => (a == b).then_some(Ordering::Equal),
+        (Value::Object(a), Value::Object(b)) => (a == b).then_some(Ordering::Equal),
+        (Value::Object(a), Value::Json(Json::Object(b)))
+        | (Value::Json(Json::Object(b)), Value::Object(a)) => {
+            a.eq_map(b).then_some(Ordering::Equal)
+        }
         (Value::List(a), Value::List(b)) => (a.len() == b.len()
             && a.iter().zip(b).all(|(x, y)| compare(BinOp::Eq, x, y)))
         .then_some(Ordering::Equal),
@@ -583,7 +594,7 @@ pub fn fold_constant(expr: &Expr) -> Option<Expr> {
         Value::Str(s) => Some(Expr::String(s.into_owned())),
         Value::Duration(s) => Some(Expr::Duration(Dur::Seconds(s))),
         Value::Time(t) => Some(Expr::Time(t)),
-        Value::List(_) | Value::Json(_) => None,
+        Value::List(_) | Value::Json(_) | Value::Object(_) => None,
     }
 }
 
@@ -661,5 +672,58 @@ mod tests {
             None
         );
         assert_eq!(required(&path), None);
+    }
+
+    #[test]
+    fn an_object_trait_compares_and_converts_as_the_json_object_it_was() {
+        let p = project();
+        let consent = serde_json::json!({"email": true, "sms": false});
+        let mut traits = Map::new();
+        traits.insert("consent".into(), consent.clone());
+        traits.insert("email".into(), "a@x".into());
+        let contact = ContactState {
+            traits: crate::engine::Traits::from_map(&traits),
+            ..Default::default()
+        };
+        let mut record = Map::new();
+        record.insert("consent".into(), consent.clone());
+        record.insert("other".into(), serde_json::json!({"email": true}));
+        let ctx = Ctx {
+            project: &p,
+            contact: &contact,
+            trigger: Some(Obj::Map(&record)),
+            event: None,
+            now: 0,
+            tz: chrono_tz::UTC,
+        };
+        let path = |root, fields: &[&str]| Expr::Path {
+            root,
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+        };
+        let whole = path(Root::Contact, &["consent"]);
+        assert!(matches!(ctx.eval(&whole), Value::Object(_)));
+        assert_eq!(ctx.eval(&whole).to_json(), consent);
+        for (op, rhs, expected) in [
+            (BinOp::Eq, path(Root::Contact, &["consent"]), true),
+            (BinOp::Eq, path(Root::Trigger, &["consent"]), true),
+            (BinOp::Ne, path(Root::Trigger, &["consent"]), false),
+            (BinOp::Eq, path(Root::Trigger, &["other"]), false),
+            (BinOp::Eq, path(Root::Contact, &["email"]), false),
+        ] {
+            assert_eq!(ctx.test(&both(op, whole.clone(), rhs.clone())), expected);
+            assert_eq!(ctx.test(&both(op, rhs, whole.clone())), expected);
+        }
+        let exists = |fields: &[&str]| Expr::Exists {
+            root: Root::Contact,
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+        };
+        assert!(ctx.test(&exists(&["consent"])));
+        assert!(ctx.test(&exists(&["consent", "sms"])));
+        assert!(!ctx.test(&exists(&["consent", "push"])));
+        assert!(ctx.test(&both(
+            BinOp::Eq,
+            path(Root::Contact, &["consent", "email"]),
+            Expr::Bool(true)
+        )));
     }
 }

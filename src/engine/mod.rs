@@ -15,6 +15,7 @@
 pub mod eval;
 pub mod state;
 pub mod time;
+pub mod traits;
 
 use crate::compile::{
     CompiledFlow, CompiledProject, EventId, Expr, FlowId, MessageId, Reentry, SegmentId, SourceLoc,
@@ -28,6 +29,7 @@ use serde_json::{Map, Value as Json};
 pub use state::{ContactState, Instance, PastEvent, Props, PropsRef, SkipReason};
 use std::collections::HashMap;
 use time::Instant;
+pub use traits::{Fields, Found, Trait, Traits};
 
 /// What the engine is asked to do.
 #[derive(Debug, Clone, Copy)]
@@ -269,7 +271,7 @@ impl<'p> Engine<'p> {
         state
             .traits
             .get("timezone")
-            .and_then(Json::as_str)
+            .and_then(Trait::as_str)
             .and_then(|s| s.parse().ok())
             .unwrap_or(self.default_tz)
     }
@@ -494,45 +496,14 @@ impl<'p> Run<'_, 'p> {
         self.segments_dirty = true;
         self.traits_dirty = true;
         // A contact's first traits: merging them into nothing gives exactly a copy (`consent`
-        // included), and copying a B-tree is cheaper than inserting key by key. Consent given
-        // still ends earlier unsubscribes.
-        let empty = Map::new();
-        let merge = if self.state.traits.is_empty() {
-            self.state.traits = traits.clone();
-            if let Some(Json::Object(consent)) = traits.get("consent") {
-                self.consent_given(consent);
-            }
-            &empty
+        // included). Consent given still ends earlier unsubscribes.
+        if self.state.traits.is_empty() {
+            self.state.traits = Traits::from_map(traits);
         } else {
-            traits
-        };
-        for (key, value) in merge {
-            if key == "consent" {
-                if let Json::Object(consent) = value {
-                    let current = self
-                        .state
-                        .traits
-                        .entry("consent")
-                        .or_insert_with(|| Json::Object(Map::new()));
-                    if !current.is_object() {
-                        *current = Json::Object(Map::new());
-                    }
-                    if let Json::Object(current) = current {
-                        for (channel, given) in consent {
-                            current.insert(channel.clone(), given.clone());
-                        }
-                    }
-                    self.consent_given(consent);
-                    continue;
-                }
-            }
-            // (An existing key keeps its `String`: only the value is copied.)
-            match self.state.traits.get_mut(key) {
-                Some(current) => *current = value.clone(),
-                None => {
-                    self.state.traits.insert(key.clone(), value.clone());
-                }
-            }
+            self.state.traits.merge(traits);
+        }
+        if let Some(Json::Object(consent)) = traits.get("consent") {
+            self.consent_given(consent);
         }
         self.state.traits_changed();
         // The timezone is parsed once: the record's, when it names one (the state's `timezone`
@@ -867,8 +838,11 @@ impl<'p> Run<'_, 'p> {
         for &flow_id in &engine.anniversary_flows {
             let flow = self.engine.flow(flow_id);
             let due = flow.triggers.iter().any(|t| match t {
-                Trigger::Anniversary { field, at } => eval::lookup(&self.state.traits, field)
-                    .and_then(Json::as_str)
+                Trigger::Anniversary { field, at } => self
+                    .state
+                    .traits
+                    .lookup(field)
+                    .and_then(Found::as_str)
                     .and_then(time::parse_date)
                     .is_some_and(|date| {
                         time::next_anniversary(date, *at, self.tz, now, true) == now
@@ -956,8 +930,11 @@ impl<'p> Run<'_, 'p> {
             for flow_id in &self.engine.anniversary_flows {
                 for trigger in &self.engine.flow(*flow_id).triggers {
                     if let Trigger::Anniversary { field, at } = trigger {
-                        if let Some(date) = eval::lookup(&self.state.traits, field)
-                            .and_then(Json::as_str)
+                        if let Some(date) = self
+                            .state
+                            .traits
+                            .lookup(field)
+                            .and_then(Found::as_str)
                             .and_then(time::parse_date)
                         {
                             let t = time::next_anniversary(date, *at, tz, now, after_record);
@@ -1331,7 +1308,7 @@ impl<'p> Run<'_, 'p> {
                             self.state.withdrawn_all &= !state::channel_bit(c);
                         }
                     }
-                    set_path(&mut self.state.traits, field, json);
+                    self.state.traits.set_path(field, json);
                     self.state.traits_changed();
                     self.segments_dirty = true;
                     self.traits_dirty = true;
@@ -1415,7 +1392,7 @@ impl<'p> Run<'_, 'p> {
         }
         let context = self.engine.options.capture_context.then(|| {
             serde_json::json!({
-                "contact": Json::Object(self.state.traits.clone()),
+                "contact": Json::Object(self.state.traits.to_map()),
                 "trigger": Json::Object(instance.trigger().to_map()),
                 "event": instance.event().map_or(Json::Null, |e| Json::Object(e.to_map())),
                 "flow": self.engine.flow(instance.flow).name,
@@ -1492,25 +1469,6 @@ impl Ids {
             &self.spilled
         }
     }
-}
-
-/// Sets `contact.a.b = value`, creating objects on the way.
-fn set_path(traits: &mut Map<String, Json>, field: &[String], value: Json) {
-    let Some((last, parents)) = field.split_last() else {
-        return;
-    };
-    let mut map = traits;
-    for name in parents {
-        let entry = map
-            .entry(name.clone())
-            .or_insert_with(|| Json::Object(Map::new()));
-        if !entry.is_object() {
-            *entry = Json::Object(Map::new());
-        }
-        let Json::Object(inner) = entry else { return };
-        map = inner;
-    }
-    map.insert(last.clone(), value);
 }
 
 #[cfg(test)]

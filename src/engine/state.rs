@@ -8,6 +8,7 @@
 
 use crate::compile::{EventId, FlowId, SegmentId, StateId};
 use crate::engine::time::Instant;
+use crate::engine::traits::{Trait, Traits};
 use crate::syntax::ast::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -15,9 +16,10 @@ use serde_json::{Map, Value};
 /// Everything the engine remembers about one contact.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContactState {
-    /// Traits from `identify` records and `set contact.x` steps.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub traits: Map<String, Value>,
+    /// Traits from `identify` records and `set contact.x` steps (serialised as the
+    /// `serde_json::Map` they were before [`Traits`]).
+    #[serde(default, skip_serializing_if = "Traits::is_empty")]
+    pub traits: Traits,
     /// Channels (bit per [`channel_bit`]) unsubscribed since consent was last given.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub withdrawn: u8,
@@ -86,7 +88,7 @@ pub struct ChannelBits {
 
 impl ChannelBits {
     /// Read from traits (the rules of [`ContactState::has_address`] and `has_consent`).
-    pub fn of(traits: &Map<String, Value>) -> ChannelBits {
+    pub fn of(traits: &Traits) -> ChannelBits {
         let mut bits = ChannelBits::default();
         if traits.is_empty() {
             bits.address = channel_bit(Channel::Webhook);
@@ -103,8 +105,8 @@ impl ChannelBits {
             let address = match address_trait(channel) {
                 None => true,
                 Some(key) => match traits.get(key) {
-                    Some(Value::String(s)) => !s.trim().is_empty(),
-                    Some(Value::Null) | None => false,
+                    Some(Trait::Json(Value::String(s))) => !s.trim().is_empty(),
+                    Some(Trait::Json(Value::Null)) | None => false,
                     Some(_) => true,
                 },
             };
@@ -703,7 +705,7 @@ mod tests {
         ];
         for traits in cases {
             let mut state = ContactState {
-                traits: object(traits.clone()),
+                traits: Traits::from_map(&object(traits.clone())),
                 ..Default::default()
             };
             let uncached: Vec<(bool, bool)> = [
@@ -727,7 +729,7 @@ mod tests {
             .map(|c| (state.has_address(*c), state.has_consent(*c)))
             .collect();
             assert_eq!(cached, uncached, "{traits}");
-            let t = &state.traits;
+            let t = state.traits.to_map();
             let expected_email = match t.get("email") {
                 Some(Value::String(s)) => !s.trim().is_empty(),
                 Some(Value::Null) | None => false,

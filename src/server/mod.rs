@@ -578,7 +578,7 @@ async fn contact(
     Json(json!({
         "contact": id,
         "traits": contact_state.traits,
-        "consent": contact_state.traits.get("consent").cloned().unwrap_or(json!({})),
+        "consent": contact_state.traits.get("consent").map(crate::engine::Trait::to_json).unwrap_or(json!({})),
         "unsubscribed": withdrawn,
         "unsubscribed_all": withdrawn_all,
         "instances": instances,

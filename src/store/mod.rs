@@ -2,7 +2,8 @@
 //!
 //! Owns: the [`Store`] interface the drivers (simulate, test, the daemon) use, and
 //! [`MemoryStore`], the in-memory implementation for simulate and tests (each contact id held
-//! once, in a table of slots; wake-ups in a heap of 8-byte entries; its index of the contacts
+//! once, inline next to its state when short, in a table of slots; wake-ups in a heap of
+//! 8-byte entries; its index of the contacts
 //! whose history holds given events, so that a schedule tick visits only the contacts that can
 //! be in its audience); [`sled::SledStore`], the durable one of the daemon.
 //! Must not: decide anything about flows (that is the engine). Only this module knows how
@@ -50,13 +51,11 @@ pub trait Store {
 }
 
 /// Everything in memory. Contacts are interned to indexes so that the timer queue compares
-/// integers; each id is held once, in `names` (the index holds slots).
+/// integers; each id is held once, in its [`Slot`] (the index holds slot numbers).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     index: NameIndex,
-    names: Vec<String>,
-    states: Vec<ContactState>,
-    queued: Vec<Option<Instant>>,
+    slots: Vec<Slot>,
     /// Wake-ups as a min-heap with lazy deletion: an entry is live only while it equals
     /// `queued[slot]`; stale entries are dropped when they reach the top (a contiguous heap is
     /// far kinder to the cache than a tree with one node per contact).
@@ -69,6 +68,64 @@ pub struct MemoryStore {
     /// History indexes ([`MemoryStore::watch_history`]), kept true after every change of a
     /// state.
     watches: Vec<Watch>,
+}
+
+/// One contact: its id, its state and its queued wake-up side by side, so that finding a
+/// contact by id (which compares the id) brings in the cache lines the update reads next
+/// (at a million contacts each record's look-up is a cache miss per separate array).
+#[derive(Debug, Default)]
+struct Slot {
+    name: Name,
+    /// The wake-up the queue holds for this slot (its entries for other instants are stale).
+    queued: Option<Instant>,
+    state: ContactState,
+}
+
+/// A contact id: inline when it has at most [`Name::INLINE`] bytes (no allocation of its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Name {
+    Short { len: u8, bytes: [u8; Name::INLINE] },
+    Long(Box<str>),
+}
+
+impl Default for Name {
+    fn default() -> Name {
+        Name::Short {
+            len: 0,
+            bytes: [0; Name::INLINE],
+        }
+    }
+}
+
+impl Name {
+    /// Bytes held inline (the enum is 24 bytes, as a `String`).
+    const INLINE: usize = 22;
+
+    fn new(id: &str) -> Name {
+        match u8::try_from(id.len()) {
+            Ok(len) if id.len() <= Name::INLINE => {
+                let mut bytes = [0; Name::INLINE];
+                bytes[..id.len()].copy_from_slice(id.as_bytes());
+                Name::Short { len, bytes }
+            }
+            _ => Name::Long(id.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Name::Short { len, bytes } => &bytes[..usize::from(*len)],
+            Name::Long(id) => id.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Always UTF-8: the bytes of a `&str` (validating a short id is a few steps).
+            Name::Short { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            Name::Long(id) => id,
+        }
+    }
 }
 
 /// The contacts whose history holds an occurrence of one of `events` that still counts: an
@@ -85,9 +142,9 @@ struct Watch {
     expiries: SlotHeap,
 }
 
-/// The slots of contact ids: a hash table of slots (4 bytes each, plus hashbrown's control
-/// byte) keyed by `names[slot]`, so that an id is not stored a second time as a hash-map key
-/// (a `HashMap<String, u32>` bucket is 32 bytes plus its copy of the id).
+/// The slots of contact ids: a hash table of slot numbers (4 bytes each, plus hashbrown's
+/// control byte) keyed by `slots[slot].name`, so that an id is not stored a second time as a
+/// hash-map key (a `HashMap<String, u32>` bucket is 32 bytes plus its copy of the id).
 #[derive(Debug, Default)]
 struct NameIndex {
     slots: hashbrown::HashTable<u32>,
@@ -100,19 +157,22 @@ impl NameIndex {
         hasher.finish()
     }
 
-    /// The slot of `name` (`names` holds the ids by slot).
-    fn get(&self, name: &str, names: &[String]) -> Option<u32> {
+    /// The slot of `name`.
+    fn get(&self, name: &str, slots: &[Slot]) -> Option<u32> {
         self.slots
-            .find(NameIndex::hash(name), |&slot| names[slot as usize] == name)
+            .find(NameIndex::hash(name), |&slot| {
+                slots[slot as usize].name.as_bytes() == name.as_bytes()
+            })
             .copied()
     }
 
-    /// Adds `slot`, the slot of `names[slot]`, which is not in the index yet.
-    fn insert(&mut self, slot: u32, names: &[String]) {
-        self.slots
-            .insert_unique(NameIndex::hash(&names[slot as usize]), slot, |&s| {
-                NameIndex::hash(&names[s as usize])
-            });
+    /// Adds `slot`, whose name is not in the index yet.
+    fn insert(&mut self, slot: u32, slots: &[Slot]) {
+        self.slots.insert_unique(
+            NameIndex::hash(slots[slot as usize].name.as_str()),
+            slot,
+            |&s| NameIndex::hash(slots[s as usize].name.as_str()),
+        );
     }
 }
 
@@ -262,21 +322,22 @@ impl MemoryStore {
     }
 
     fn slot(&mut self, contact: &str) -> usize {
-        if let Some(i) = self.index.get(contact, &self.names) {
+        if let Some(i) = self.index.get(contact, &self.slots) {
             return i as usize;
         }
-        let i = self.states.len();
-        self.names.push(contact.to_string());
-        self.index.insert(i as u32, &self.names);
-        self.states.push(ContactState::default());
-        self.queued.push(None);
+        let i = self.slots.len();
+        self.slots.push(Slot {
+            name: Name::new(contact),
+            ..Slot::default()
+        });
+        self.index.insert(i as u32, &self.slots);
         self.pending.push(false);
         i
     }
 
     /// After any change of a slot's state: its queue entry, its pending flag, its watches.
     fn changed(&mut self, slot: usize) {
-        let state = &self.states[slot];
+        let state = &self.slots[slot].state;
         let (wake, pending) = (state.wake, state.pending);
         for watch in &mut self.watches {
             let until = watch.until(state);
@@ -287,8 +348,8 @@ impl MemoryStore {
 
     fn requeue(&mut self, slot: usize, wake: Option<Instant>, pending: bool) {
         let id = slot as u32;
-        if self.queued[slot] != wake {
-            self.queued[slot] = wake;
+        if self.slots[slot].queued != wake {
+            self.slots[slot].queued = wake;
             if let Some(w) = wake {
                 self.queue.push(w, id);
             }
@@ -307,17 +368,17 @@ impl MemoryStore {
     /// Keeps the top of the heap live, and the heap within twice the live entries.
     fn drop_stale(&mut self) {
         while let Some((w, id)) = self.queue.peek() {
-            if self.queued[id as usize] == Some(w) {
+            if self.slots[id as usize].queued == Some(w) {
                 break;
             }
             self.queue.pop();
         }
-        if self.queue.len() > 2 * self.states.len() + 1024 {
+        if self.queue.len() > 2 * self.slots.len() + 1024 {
             self.queue = SlotHeap::from_pairs(
-                self.queued
+                self.slots
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, w)| w.map(|w| (w, i as u32))),
+                    .filter_map(|(i, s)| s.queued.map(|w| (w, i as u32))),
             );
         }
     }
@@ -325,19 +386,20 @@ impl MemoryStore {
     /// Read access to one state (tests and reports).
     pub fn get(&self, contact: &str) -> Option<&ContactState> {
         self.index
-            .get(contact, &self.names)
-            .map(|i| &self.states[i as usize])
+            .get(contact, &self.slots)
+            .map(|i| &self.slots[i as usize].state)
     }
 
-    /// Every state (for size measurements).
-    pub fn states(&self) -> impl Iterator<Item = (&String, &ContactState)> {
-        self.names.iter().zip(self.states.iter())
+    /// Every contact and its state, in the order they were first seen.
+    pub fn states(&self) -> impl Iterator<Item = (&str, &ContactState)> {
+        self.slots.iter().map(|s| (s.name.as_str(), &s.state))
     }
 
     /// Runs `f` on every contact, in the order they were first seen (schedule ticks).
     pub fn update_all(&mut self, mut f: impl FnMut(&str, &mut ContactState)) {
-        for slot in 0..self.states.len() {
-            f(&self.names[slot], &mut self.states[slot]);
+        for slot in 0..self.slots.len() {
+            let Slot { name, state, .. } = &mut self.slots[slot];
+            f(name.as_str(), state);
             self.changed(slot);
         }
     }
@@ -352,7 +414,8 @@ impl MemoryStore {
     pub fn update_next_due(&mut self, f: impl FnOnce(&str, &mut ContactState)) {
         if let Some((_, slot)) = self.queue.peek() {
             let slot = slot as usize;
-            f(&self.names[slot], &mut self.states[slot]);
+            let Slot { name, state, .. } = &mut self.slots[slot];
+            f(name.as_str(), state);
             self.changed(slot);
         }
     }
@@ -371,8 +434,8 @@ impl MemoryStore {
             events: events.to_vec(),
             ..Watch::default()
         };
-        for (slot, state) in self.states.iter().enumerate() {
-            let until = watch.until(state);
+        for (slot, s) in self.slots.iter().enumerate() {
+            let until = watch.until(&s.state);
             watch.set(slot, until);
         }
         self.watches.push(watch);
@@ -387,7 +450,11 @@ impl MemoryStore {
         for (word, bits) in watch.bits.iter().enumerate() {
             let mut bits = *bits;
             while bits != 0 {
-                contacts.push(self.names[word * 64 + bits.trailing_zeros() as usize].as_str());
+                contacts.push(
+                    self.slots[word * 64 + bits.trailing_zeros() as usize]
+                        .name
+                        .as_str(),
+                );
                 bits &= bits - 1;
             }
         }
@@ -411,7 +478,8 @@ impl MemoryStore {
             while bits != 0 {
                 let slot = word * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                f(&self.names[slot], &mut self.states[slot]);
+                let Slot { name, state, .. } = &mut self.slots[slot];
+                f(name.as_str(), state);
                 self.changed(slot);
             }
         }
@@ -425,7 +493,7 @@ impl Store for MemoryStore {
 
     fn save(&mut self, contact: &str, state: &ContactState) -> Result<(), StoreError> {
         let slot = self.slot(contact);
-        self.states[slot] = state.clone();
+        self.slots[slot].state = state.clone();
         self.changed(slot);
         Ok(())
     }
@@ -436,7 +504,7 @@ impl Store for MemoryStore {
         f: impl FnOnce(&mut ContactState) -> R,
     ) -> Result<R, StoreError> {
         let slot = self.slot(contact);
-        let result = f(&mut self.states[slot]);
+        let result = f(&mut self.slots[slot].state);
         self.changed(slot);
         Ok(result)
     }
@@ -444,7 +512,7 @@ impl Store for MemoryStore {
     fn next_due(&self) -> Option<(Instant, String)> {
         self.queue
             .peek()
-            .map(|(t, i)| (t, self.names[i as usize].clone()))
+            .map(|(t, i)| (t, self.slots[i as usize].name.as_str().to_string()))
     }
 
     fn first_seen(&mut self, message_id: &str) -> Result<bool, StoreError> {
@@ -455,7 +523,11 @@ impl Store for MemoryStore {
     }
 
     fn contacts(&self) -> Vec<String> {
-        let mut contacts = self.names.clone();
+        let mut contacts: Vec<String> = self
+            .slots
+            .iter()
+            .map(|s| s.name.as_str().to_string())
+            .collect();
         contacts.sort();
         contacts
     }
@@ -491,7 +563,7 @@ mod tests {
                     .iter()
                     .any(|e| e.event == E1.0 || (e.event == E2.0 && e.time + 100 > now))
             })
-            .map(|(name, _)| name.clone())
+            .map(|(name, _)| name.to_string())
             .collect()
     }
 
@@ -508,6 +580,8 @@ mod tests {
                 0 => format!("c{i}"),
                 1 => format!("user-{i:08}@example.com"),
                 2 => "x".repeat(i % 40),
+                // Multi-byte ids around the inline limit (22 bytes): 21, 23, 25 bytes.
+                _ if i % 100 == 3 => format!("{}{}", "é".repeat(10 + i % 3), i % 7),
                 _ => format!("{i}"),
             })
             .collect();
@@ -527,8 +601,8 @@ mod tests {
                 store.get(id).map(|s| s.next_instance),
                 Some(last as u32 + 1)
             );
-            let slot = store.index.get(id, &store.names).unwrap() as usize;
-            assert_eq!(&store.names[slot], id);
+            let slot = store.index.get(id, &store.slots).unwrap() as usize;
+            assert_eq!(store.slots[slot].name.as_str(), id);
         }
         for missing in [
             "c1",
@@ -538,6 +612,13 @@ mod tests {
         ] {
             assert!(store.get(missing).is_none(), "{missing}");
         }
+        // Short ids are held inline, longer ones on the heap; both read back as given.
+        assert!(matches!(
+            Name::new(&"é".repeat(11)),
+            Name::Short { len: 22, .. }
+        ));
+        assert!(matches!(Name::new(&"x".repeat(23)), Name::Long(_)));
+        assert_eq!(std::mem::size_of::<Name>(), std::mem::size_of::<String>());
         let mut sorted: Vec<String> = distinct.into_iter().cloned().collect();
         sorted.sort();
         assert_eq!(store.contacts(), sorted);

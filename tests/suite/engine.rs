@@ -870,7 +870,7 @@ fn tick_audience(
         .store
         .states()
         .filter(|(_, s)| s.history.iter().any(counts))
-        .map(|(c, _)| c.clone())
+        .map(|(c, _)| c.to_string())
         .collect();
     (indexed, holding)
 }
