@@ -24,6 +24,7 @@ use super::diff;
 use crate::compile::{CompiledFlow, CompiledProject, Dur, EventMatch, Expr, FlowId, Root, Trigger};
 use crate::engine::state::ContactState;
 use crate::engine::time::{self, Instant};
+use crate::engine::traits::set_in_map;
 use crate::engine::{Engine, Input, Options, Outcome, Status, TraceKind};
 use crate::events::{self, Record};
 use crate::syntax::ast::PropertyType;
@@ -179,7 +180,7 @@ impl<'p> Explorer<'p> {
         for flow in &self.project.flows {
             for trigger in &flow.triggers {
                 if let Trigger::Anniversary { field, .. } = trigger {
-                    set_nested(&mut traits, field, json!(date));
+                    set_in_map(&mut traits, field, json!(date));
                 }
             }
         }
@@ -350,24 +351,6 @@ fn flow_states(state: &ContactState) -> Vec<FlowState> {
         .iter()
         .map(|i| (i.flow, i.state.0, i.wake))
         .collect()
-}
-
-fn set_nested(map: &mut Map<String, Json>, path: &[String], value: Json) {
-    let Some((last, parents)) = path.split_last() else {
-        return;
-    };
-    let mut current = map;
-    for name in parents {
-        let entry = current
-            .entry(name.clone())
-            .or_insert_with(|| Json::Object(Map::new()));
-        if !entry.is_object() {
-            *entry = Json::Object(Map::new());
-        }
-        let Json::Object(inner) = entry else { return };
-        current = inner;
-    }
-    current.insert(last.clone(), value);
 }
 
 /// A value that makes `path OP literal` true.
@@ -544,7 +527,7 @@ fn alphabet(project: &CompiledProject) -> Vec<Letter> {
                 }
             }
             let mut properties = base.clone();
-            set_nested(&mut properties, &path, value);
+            set_in_map(&mut properties, &path, value);
             let key = Json::Object(properties.clone()).to_string();
             if seen.insert(key) && seen.len() <= 3 {
                 letters.push(Letter::Track {
@@ -564,7 +547,7 @@ fn alphabet(project: &CompiledProject) -> Vec<Letter> {
             continue;
         }
         let mut traits = Map::new();
-        set_nested(&mut traits, &path, value);
+        set_in_map(&mut traits, &path, value);
         let key = Json::Object(traits.clone()).to_string();
         if seen.insert(key) && seen.len() <= 3 {
             letters.push(Letter::Identify { traits });

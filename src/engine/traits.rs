@@ -487,9 +487,9 @@ impl Traits {
     }
 }
 
-/// `set` below the first two levels, in plain JSON: missing or non-object parents become
-/// objects.
-fn set_in_map(map: &mut Map<String, Value>, field: &[String], value: Value) {
+/// `set` of a path in plain JSON (below the first two levels of the traits, and on the
+/// JSON traits and properties of `changes::verify`): missing or non-object parents become objects.
+pub fn set_in_map(map: &mut Map<String, Value>, field: &[String], value: Value) {
     let Some((last, parents)) = field.split_last() else {
         return;
     };
