@@ -405,9 +405,7 @@ impl SledStore {
         if let Some((k, v)) = self.seen.close_chunk(self.now) {
             self.batch.insert(k, v);
         }
-        let records_before = self.timers.next_record;
-        self.flush_timers();
-        let new_records = self.timers.next_record != records_before;
+        let new_records = self.flush_timers();
         if self.batch_ops > 0 && (new_records || self.timers.count != self.timers.stored_count) {
             let mut value = (self.timers.count as u64).to_be_bytes().to_vec();
             value.extend_from_slice(&self.timers.next_record.to_be_bytes());
@@ -808,29 +806,20 @@ impl SledStore {
 
     /// Puts the open group's timers into the batch as `w` records, one per bucket of
     /// [`WAKE_BUCKET`] seconds (and per kind: covered by the head, or not), and removes the
-    /// records read whose timers have all left the head.
-    fn flush_timers(&mut self) {
+    /// records read whose timers have all left the head. True when it wrote a record.
+    fn flush_timers(&mut self) -> bool {
         let covered = std::mem::take(&mut self.timers.open_covered);
         let later = std::mem::take(&mut self.timers.open_later);
+        let mut wrote = false;
         for (set, is_covered) in [(covered, true), (later, false)] {
-            let mut entries = set.into_iter().peekable();
-            while let Some((first, contact)) = entries.next() {
-                let bucket = first.div_euclid(WAKE_BUCKET);
-                let mut last = first;
-                let mut value = Vec::new();
-                push_wake_entry(&mut value, 0, &contact);
-                while let Some((t, c)) =
-                    entries.next_if(|(t, _)| t.div_euclid(WAKE_BUCKET) == bucket)
-                {
-                    push_wake_entry(&mut value, (t - first) as u64, &c);
-                    last = t;
-                }
+            for (first, last, value) in wake_records(set) {
                 let k = wake_key(first, self.timers.next_record);
                 self.timers.next_record += 1;
                 if is_covered {
                     self.timers.read.insert((last, k.clone()));
                 }
                 self.put(k, value);
+                wrote = true;
             }
         }
         let head_first = self.timers.head.first().map(|(t, _)| *t);
@@ -844,6 +833,7 @@ impl SledStore {
             };
             self.remove(k);
         }
+        wrote
     }
 
     /// Reads `w` records on from the cursor into the head (committed keys only: called when no
@@ -917,11 +907,17 @@ impl SledStore {
             if !self.timers.firable(t) {
                 return Ok(None);
             }
-            let state = self.load(&contact)?;
-            if state.as_ref().and_then(|s| s.wake) == Some(t) {
-                if let Some(state) = state {
-                    self.overlay.entry(contact.clone()).or_insert(state);
-                }
+            let live = match self.overlay.get(&contact) {
+                Some(state) => state.wake == Some(t),
+                None => match self.committed_state(&contact)? {
+                    Some(state) if state.wake == Some(t) => {
+                        self.overlay.insert(contact.clone(), state);
+                        true
+                    }
+                    _ => false,
+                },
+            };
+            if live {
                 return Ok(Some((t, contact)));
             }
             self.timers.head.remove(&(t, contact));
@@ -2088,6 +2084,30 @@ fn wake_entries(value: &[u8]) -> impl Iterator<Item = (u64, String)> + '_ {
     })
 }
 
+/// Timers in time order as the values of `w` records, one per bucket of [`WAKE_BUCKET`]
+/// seconds: (least wake, greatest wake, value).
+fn wake_records(
+    timers: impl IntoIterator<Item = (Instant, String)>,
+) -> Vec<(Instant, Instant, Vec<u8>)> {
+    let mut records: Vec<(Instant, Instant, Vec<u8>)> = Vec::new();
+    for (t, contact) in timers {
+        match records.last_mut() {
+            Some((first, last, value))
+                if t.div_euclid(WAKE_BUCKET) == first.div_euclid(WAKE_BUCKET) =>
+            {
+                push_wake_entry(value, (t - *first) as u64, &contact);
+                *last = t;
+            }
+            _ => {
+                let mut value = Vec::new();
+                push_wake_entry(&mut value, 0, &contact);
+                records.push((t, t, value));
+            }
+        }
+    }
+    records
+}
+
 /// Moves the `t` keys of stores written before `w` records (one empty key per waiting
 /// contact: `t` BE(wake) contact) into records, [`MIGRATE_CHUNK`] keys per atomic batch (a
 /// crash in between leaves the rest for the next start), numbering them after any record there
@@ -2118,31 +2138,14 @@ fn migrate_timer_keys(db: &sled::Db) -> Result<(), StoreError> {
             .and_then(be_u64)
             .unwrap_or(0);
         let mut batch = sled::Batch::default();
-        let mut open: Option<(Instant, Vec<u8>)> = None;
+        let mut timers = Vec::new();
         for k in &chunk {
             batch.remove(k.clone());
-            let Some(t) = k.get(1..9).and_then(be_u64).map(from_ordered) else {
-                continue;
-            };
-            let contact = String::from_utf8_lossy(&k[9..]);
-            match &mut open {
-                Some((first, value))
-                    if t.div_euclid(WAKE_BUCKET) == first.div_euclid(WAKE_BUCKET) =>
-                {
-                    push_wake_entry(value, (t - *first) as u64, &contact);
-                }
-                _ => {
-                    if let Some((first, value)) = open.take() {
-                        batch.insert(wake_key(first, number), value);
-                        number += 1;
-                    }
-                    let mut value = Vec::new();
-                    push_wake_entry(&mut value, 0, &contact);
-                    open = Some((t, value));
-                }
+            if let Some(t) = k.get(1..9).and_then(be_u64).map(from_ordered) {
+                timers.push((t, String::from_utf8_lossy(&k[9..]).to_string()));
             }
         }
-        if let Some((first, value)) = open.take() {
+        for (first, _, value) in wake_records(timers) {
             batch.insert(wake_key(first, number), value);
             number += 1;
         }
