@@ -136,10 +136,8 @@ pub fn carry_over(
     // Nothing changed while the daemon was stopped (and no older version is kept): no state
     // to map and no version to drop, so the states are not read (a cold start with a million
     // contacts would decode every one of them to find which versions run).
-    let bytes = |p: &CompiledProject| serde_json::to_vec(p).unwrap_or_default();
-    let new_bytes = bytes(new);
-    if bytes(old) == new_bytes {
-        store.put_meta("project", &new_bytes);
+    if old == new {
+        store.put_meta("project", &serde_json::to_vec(new).unwrap_or_default());
         store.commit()?;
         return Ok((new.clone(), 0));
     }
@@ -474,4 +472,33 @@ fn migrate_with(
         });
     state.members.sort();
     *state != before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(dir: &str) -> CompiledProject {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let project = crate::project::Project::load(&root).expect("loads");
+        let config = crate::config::Config::load(&project.root).expect("flowc.toml");
+        crate::compile::compile(&project, &config).expect("compiles")
+    }
+
+    #[test]
+    fn an_unchanged_project_carries_over_without_reading_a_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SledStore::open(dir.path()).unwrap();
+        store.put_undecodable_state("broken");
+        let shop = compiled("flows");
+        let (merged, changed) = carry_over(&mut store, &shop, &shop, 0).unwrap();
+        assert_eq!((merged, changed), (shop.clone(), 0));
+        assert_eq!(
+            store.meta("project").unwrap(),
+            Some(serde_json::to_vec(&shop).unwrap())
+        );
+        // A changed project does read every state (and so meets the broken one).
+        let other = compiled("tests/daemon/shop");
+        assert!(carry_over(&mut store, &shop, &other, 0).is_err());
+    }
 }

@@ -442,6 +442,15 @@ impl SledStore {
         }
     }
 
+    /// Writes bytes that do not decode as a state under `contact`, committed (for tests of
+    /// what reads every state).
+    #[cfg(test)]
+    pub(crate) fn put_undecodable_state(&mut self, contact: &str) {
+        self.db
+            .insert(key(CONTACT, contact.as_bytes()), &[PACKED, 0xff, 0xff][..])
+            .unwrap();
+    }
+
     /// Puts metadata (in the open group).
     pub fn put_meta(&mut self, name: &str, value: &[u8]) {
         self.put(key(META, name.as_bytes()), value.to_vec());
